@@ -1,0 +1,370 @@
+"""The store: every read and write of tasks, transitions, interventions, attempts and kv.
+
+State changes go through `transition()`, a compare-and-set on the task's current state
+that also appends to the audit log in the same transaction.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from ..models import (
+    AttemptView,
+    DiffSummary,
+    InterventionKind,
+    InterventionStatus,
+    InterventionView,
+    Option,
+    TaskView,
+    TransitionRecord,
+)
+from ..states import IllegalTransition, TaskState, check_transition
+from . import migrate
+from .tables import AttemptRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
+
+
+class TaskNotFound(LookupError):
+    def __init__(self, task_id: int):
+        self.task_id = task_id
+        super().__init__(f"there is no task #{task_id}")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _option_from(data: dict) -> Option:
+    return Option(id=str(data["id"]), label=str(data.get("label", data["id"])),
+                  kind=str(data.get("kind", "other")), description=str(data.get("description", "")))
+
+
+def _intervention_view(row: InterventionRow) -> InterventionView:
+    return InterventionView(
+        id=row.id,
+        task_id=row.task_id,
+        kind=InterventionKind(row.kind),
+        prompt=row.prompt,
+        options=tuple(_option_from(o) for o in (row.options or [])),
+        status=InterventionStatus(row.status),
+        created_at=row.created_at,
+        tool=row.tool,
+        detail=row.detail,
+        multi_select=bool(row.multi_select),
+        answer_text=row.answer_text,
+        answer_options=tuple(row.answer_options or ()),
+        answered_by=row.answered_by,
+        resolved_at=row.resolved_at,
+        reminded_at=row.reminded_at,
+    )
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
+        engine = make_engine(url)
+        if upgrade:
+            await migrate.upgrade(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def session(self) -> AsyncSession:
+        return self._sessions()
+
+    # ---- tasks ---------------------------------------------------------------------
+
+    async def create_task(self, *, title: str, prompt: str, owner: str, repo: str, agent: str,
+                          base_branch: str, branch_for) -> TaskView:
+        """Insert a backlog task; `branch_for(task_id)` names its branch once the id is known."""
+        async with self.session() as s, s.begin():
+            now = utcnow()
+            row = TaskRow(title=title, prompt=prompt, owner=owner, repo=repo, agent=agent,
+                          base_branch=base_branch, branch="", state=TaskState.BACKLOG.value, version=1,
+                          created_at=now, updated_at=now, state_changed_at=now, retryable=True,
+                          input_tokens=0, output_tokens=0, cost_usd=0.0)
+            s.add(row)
+            await s.flush()
+            row.branch = branch_for(row.id)
+            s.add(TransitionRow(task_id=row.id, from_state=None, to_state=TaskState.BACKLOG.value,
+                                actor=owner, reason="created", at=now))
+        return await self.get_task(row.id)
+
+    async def get_task(self, task_id: int) -> TaskView:
+        views = await self._views(select(TaskRow).where(TaskRow.id == task_id))
+        if not views:
+            raise TaskNotFound(task_id)
+        return views[0]
+
+    async def find_task(self, task_id: int) -> TaskView | None:
+        try:
+            return await self.get_task(task_id)
+        except TaskNotFound:
+            return None
+
+    async def list_tasks(self, *, states: Iterable[TaskState] | None = None, owner: str | None = None,
+                         limit: int | None = None) -> list[TaskView]:
+        query = select(TaskRow).order_by(TaskRow.id)
+        if states is not None:
+            query = query.where(TaskRow.state.in_([TaskState(s).value for s in states]))
+        if owner is not None:
+            query = query.where(TaskRow.owner == owner)
+        if limit is not None:
+            query = query.order_by(None).order_by(TaskRow.id.desc()).limit(limit)
+        return await self._views(query)
+
+    async def count_tasks(self) -> dict[TaskState, int]:
+        async with self.session() as s:
+            rows = (await s.execute(select(TaskRow.state, func.count()).group_by(TaskRow.state))).all()
+        return {TaskState(state): n for state, n in rows}
+
+    async def _views(self, query) -> list[TaskView]:
+        async with self.session() as s:
+            rows = (await s.execute(query)).scalars().all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            queue = (await s.execute(
+                select(TaskRow.id).where(TaskRow.queued_at.is_not(None)).order_by(TaskRow.queued_at, TaskRow.id)
+            )).scalars().all()
+            pending = dict((await s.execute(
+                select(InterventionRow.task_id, func.count())
+                .where(InterventionRow.status == InterventionStatus.PENDING.value,
+                       InterventionRow.task_id.in_(ids))
+                .group_by(InterventionRow.task_id)
+            )).all())
+            attempts = dict((await s.execute(
+                select(AttemptRow.task_id, func.count()).where(AttemptRow.task_id.in_(ids))
+                .group_by(AttemptRow.task_id)
+            )).all())
+        position = {task_id: i + 1 for i, task_id in enumerate(queue)}
+        return [self._task_view(r, position.get(r.id), pending.get(r.id, 0), attempts.get(r.id, 0)) for r in rows]
+
+    @staticmethod
+    def _task_view(row: TaskRow, queue_position: int | None, pending: int, attempts: int) -> TaskView:
+        return TaskView(
+            id=row.id, title=row.title, prompt=row.prompt, owner=row.owner, repo=row.repo,
+            agent=row.agent, base_branch=row.base_branch, branch=row.branch,
+            state=TaskState(row.state), version=row.version, created_at=row.created_at,
+            updated_at=row.updated_at, state_changed_at=row.state_changed_at,
+            started_at=row.started_at, finished_at=row.finished_at,
+            queue_position=queue_position, failure_reason=row.failure_reason,
+            diff=DiffSummary.from_dict(row.diff), attempts=attempts,
+            input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
+            cost_usd=row.cost_usd or 0.0, pending_interventions=pending,
+        )
+
+    async def transition(self, task_id: int, from_state: TaskState, to_state: TaskState, *, actor: str,
+                         reason: str = "", expected_version: int | None = None, **changes: Any) -> TaskView:
+        """Move a task from `from_state` to `to_state` if, and only if, it is still in `from_state`.
+
+        Raises IllegalTransition when the table forbids the edge or someone else moved the
+        task first (the loser of a race learns the state it lost to).
+        """
+        check_transition(task_id, from_state, to_state)
+        now = utcnow()
+        values = {"state": to_state.value, "version": TaskRow.version + 1, "updated_at": now,
+                  "state_changed_at": now, **changes}
+        async with self.session() as s, s.begin():
+            query = update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == from_state.value)
+            if expected_version is not None:
+                query = query.where(TaskRow.version == expected_version)
+            result = await s.execute(query.values(**values))
+            if result.rowcount != 1:
+                current = (await s.execute(select(TaskRow.state).where(TaskRow.id == task_id))).scalar()
+                if current is None:
+                    raise TaskNotFound(task_id)
+                raise IllegalTransition(task_id, current, to_state,
+                                        f"it is {current}, not {from_state.value}" if current != from_state.value
+                                        else "it changed meanwhile")
+            s.add(TransitionRow(task_id=task_id, from_state=from_state.value, to_state=to_state.value,
+                                actor=actor, reason=reason, at=now))
+        return await self.get_task(task_id)
+
+    async def update_task(self, task_id: int, **changes: Any) -> TaskView:
+        async with self.session() as s, s.begin():
+            await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(updated_at=utcnow(), **changes))
+        return await self.get_task(task_id)
+
+    async def add_usage(self, task_id: int, attempt_id: int | None, input_tokens: int, output_tokens: int,
+                        cost_usd: float) -> TaskView:
+        async with self.session() as s, s.begin():
+            await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(
+                input_tokens=TaskRow.input_tokens + input_tokens,
+                output_tokens=TaskRow.output_tokens + output_tokens,
+                cost_usd=TaskRow.cost_usd + cost_usd))
+            if attempt_id is not None:
+                await s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(
+                    input_tokens=AttemptRow.input_tokens + input_tokens,
+                    output_tokens=AttemptRow.output_tokens + output_tokens,
+                    cost_usd=AttemptRow.cost_usd + cost_usd))
+        return await self.get_task(task_id)
+
+    async def transitions(self, task_id: int) -> list[TransitionRecord]:
+        async with self.session() as s:
+            rows = (await s.execute(select(TransitionRow).where(TransitionRow.task_id == task_id)
+                                    .order_by(TransitionRow.id))).scalars().all()
+        return [TransitionRecord(task_id=r.task_id, from_state=TaskState(r.from_state) if r.from_state else None,
+                                 to_state=TaskState(r.to_state), actor=r.actor, reason=r.reason, at=r.at)
+                for r in rows]
+
+    # ---- the dispatch queue ----------------------------------------------------------
+
+    async def queued_task_ids(self) -> list[int]:
+        async with self.session() as s:
+            return list((await s.execute(select(TaskRow.id).where(TaskRow.queued_at.is_not(None))
+                                         .order_by(TaskRow.queued_at, TaskRow.id))).scalars().all())
+
+    async def claim_from_queue(self, task_id: int) -> bool:
+        """Take a task off the queue; True for exactly one caller."""
+        async with self.session() as s, s.begin():
+            result = await s.execute(update(TaskRow).where(TaskRow.id == task_id, TaskRow.queued_at.is_not(None))
+                                     .values(queued_at=None, updated_at=utcnow()))
+            return result.rowcount == 1
+
+    # ---- interventions -----------------------------------------------------------------
+
+    async def add_intervention(self, *, task_id: int, attempt: int, request_id: str, kind: InterventionKind,
+                               prompt: str, options: Sequence[Option], tool: str | None, detail: str | None,
+                               multi_select: bool) -> InterventionView:
+        async with self.session() as s, s.begin():
+            row = InterventionRow(
+                task_id=task_id, attempt=attempt, request_id=request_id, kind=kind.value, prompt=prompt,
+                options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
+                         for o in options],
+                tool=tool, detail=detail, multi_select=multi_select,
+                status=InterventionStatus.PENDING.value, answer_options=[], created_at=utcnow())
+            s.add(row)
+        return _intervention_view(row)
+
+    async def get_intervention(self, intervention_id: int) -> InterventionView | None:
+        async with self.session() as s:
+            row = await s.get(InterventionRow, intervention_id)
+        return _intervention_view(row) if row else None
+
+    async def interventions(self, task_id: int | None = None, *, status: InterventionStatus | None = None,
+                            ) -> list[InterventionView]:
+        query = select(InterventionRow).order_by(InterventionRow.id)
+        if task_id is not None:
+            query = query.where(InterventionRow.task_id == task_id)
+        if status is not None:
+            query = query.where(InterventionRow.status == status.value)
+        async with self.session() as s:
+            rows = (await s.execute(query)).scalars().all()
+        return [_intervention_view(r) for r in rows]
+
+    async def resolve_intervention(self, intervention_id: int, status: InterventionStatus, *,
+                                   answered_by: str | None = None, answer_text: str | None = None,
+                                   answer_options: Sequence[str] = ()) -> InterventionView | None:
+        """Close a pending intervention; None if it was no longer pending (someone else won)."""
+        async with self.session() as s, s.begin():
+            result = await s.execute(
+                update(InterventionRow)
+                .where(InterventionRow.id == intervention_id,
+                       InterventionRow.status == InterventionStatus.PENDING.value)
+                .values(status=status.value, answered_by=answered_by, answer_text=answer_text,
+                        answer_options=list(answer_options), resolved_at=utcnow()))
+            if result.rowcount != 1:
+                return None
+        return await self.get_intervention(intervention_id)
+
+    async def mark_reminded(self, intervention_id: int) -> None:
+        async with self.session() as s, s.begin():
+            await s.execute(update(InterventionRow).where(InterventionRow.id == intervention_id)
+                            .values(reminded_at=utcnow()))
+
+    # ---- attempts --------------------------------------------------------------------
+
+    async def start_attempt(self, task_id: int, harness: str) -> tuple[int, int, str]:
+        """Record a new attempt; returns (attempt row id, attempt number, ownership token)."""
+        token = secrets.token_hex(16)
+        async with self.session() as s, s.begin():
+            number = (await s.execute(select(func.count()).where(AttemptRow.task_id == task_id))).scalar() + 1
+            row = AttemptRow(task_id=task_id, number=number, harness=harness, token=token, started_at=utcnow(),
+                             input_tokens=0, output_tokens=0, cost_usd=0.0)
+            s.add(row)
+        return row.id, number, token
+
+    async def update_attempt(self, attempt_id: int, **changes: Any) -> None:
+        async with self.session() as s, s.begin():
+            await s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**changes))
+
+    async def end_attempt(self, attempt_id: int, outcome: str, error: str | None = None) -> None:
+        await self.update_attempt(attempt_id, outcome=outcome, error=error, ended_at=utcnow())
+
+    async def attempts(self, task_id: int) -> list[AttemptView]:
+        async with self.session() as s:
+            rows = (await s.execute(select(AttemptRow).where(AttemptRow.task_id == task_id)
+                                    .order_by(AttemptRow.number))).scalars().all()
+        return [AttemptView(task_id=r.task_id, number=r.number, started_at=r.started_at, ended_at=r.ended_at,
+                            outcome=r.outcome, error=r.error, harness_session_id=r.harness_session_id,
+                            input_tokens=r.input_tokens, output_tokens=r.output_tokens, cost_usd=r.cost_usd,
+                            extra={"pid": r.pid, "token": r.token, "id": r.id, "harness": r.harness})
+                for r in rows]
+
+    async def open_attempts(self) -> list[AttemptView]:
+        async with self.session() as s:
+            rows = (await s.execute(select(AttemptRow.task_id).where(AttemptRow.ended_at.is_(None))
+                                    .distinct())).scalars().all()
+        result = []
+        for task_id in rows:
+            result.extend(a for a in await self.attempts(task_id) if a.ended_at is None)
+        return result
+
+    async def last_session_id(self, task_id: int) -> str | None:
+        async with self.session() as s:
+            return (await s.execute(select(AttemptRow.harness_session_id)
+                                    .where(AttemptRow.task_id == task_id,
+                                           AttemptRow.harness_session_id.is_not(None))
+                                    .order_by(AttemptRow.number.desc()).limit(1))).scalar()
+
+    # ---- key-value for the surface layer ------------------------------------------------
+
+    async def kv_get(self, key: str, default: Any = None) -> Any:
+        async with self.session() as s:
+            row = await s.get(KeyValueRow, key)
+        return row.value if row is not None else default
+
+    async def kv_set(self, key: str, value: Any) -> None:
+        async with self.session() as s, s.begin():
+            row = await s.get(KeyValueRow, key)
+            if row is None:
+                s.add(KeyValueRow(key=key, value=value, updated_at=utcnow()))
+            else:
+                row.value = value
+                row.updated_at = utcnow()
+
+    async def kv_delete(self, key: str) -> None:
+        async with self.session() as s, s.begin():
+            row = await s.get(KeyValueRow, key)
+            if row is not None:
+                await s.delete(row)
+
+    async def kv_items(self, prefix: str) -> dict[str, Any]:
+        async with self.session() as s:
+            rows = (await s.execute(select(KeyValueRow).where(KeyValueRow.key.startswith(prefix)))).scalars().all()
+        return {r.key: r.value for r in rows}

@@ -1,0 +1,126 @@
+"""The store on SQLite and PostgreSQL: migrations, CAS transitions, audit log, queue, kv."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchestrator.models import InterventionKind, InterventionStatus, Option
+from orchestrator.states import IllegalTransition, TaskState
+from orchestrator.store import Store, TaskNotFound
+from orchestrator.store.migrate import current_revision
+
+S = TaskState
+
+
+async def _task(store: Store, title="Fix login", owner="U1"):
+    return await store.create_task(title=title, prompt="do it", owner=owner, repo="app", agent="bot",
+                                   base_branch="main", branch_for=lambda i: f"taskpin/{i}-fix")
+
+
+async def test_migrations_create_schema_and_record_head(db_url):
+    store = await Store.open(db_url)
+    try:
+        assert await current_revision(store.engine) == "0001"
+        task = await _task(store)
+        assert task.state is S.BACKLOG and task.branch == f"taskpin/{task.id}-fix"
+    finally:
+        await store.close()
+    # Opening again (a restart) re-applies nothing and keeps data.
+    store = await Store.open(db_url)
+    try:
+        assert (await store.get_task(task.id)).title == "Fix login"
+    finally:
+        await store.close()
+
+
+async def test_transition_is_compare_and_set_and_audited(db_url):
+    store = await Store.open(db_url)
+    try:
+        task = await _task(store)
+        moved = await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor="U2", reason="dispatch")
+        assert moved.state is S.IN_PROGRESS and moved.version == task.version + 1
+        with pytest.raises(IllegalTransition, match="it is in_progress, not backlog"):
+            await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor="U3")
+        with pytest.raises(IllegalTransition, match="cannot go from in_progress to completed"):
+            await store.transition(task.id, S.IN_PROGRESS, S.COMPLETED, actor="U3")
+        audit = await store.transitions(task.id)
+        assert [(a.from_state, a.to_state, a.actor) for a in audit] == [
+            (None, S.BACKLOG, "U1"), (S.BACKLOG, S.IN_PROGRESS, "U2")]
+        with pytest.raises(TaskNotFound):
+            await store.transition(999, S.BACKLOG, S.IN_PROGRESS, actor="U1")
+    finally:
+        await store.close()
+
+
+async def test_concurrent_transitions_only_one_wins(db_url):
+    store = await Store.open(db_url)
+    try:
+        task = await _task(store)
+
+        async def dispatch(who):
+            try:
+                await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor=who)
+                return True
+            except IllegalTransition:
+                return False
+
+        results = await asyncio.gather(*(dispatch(f"U{i}") for i in range(10)))
+        assert results.count(True) == 1
+        assert len([a for a in await store.transitions(task.id) if a.to_state is S.IN_PROGRESS]) == 1
+    finally:
+        await store.close()
+
+
+async def test_queue_positions_are_fifo(db_url):
+    store = await Store.open(db_url)
+    try:
+        from orchestrator.store.tables import utcnow
+        ids = []
+        for i in range(3):
+            t = await _task(store, title=f"t{i}")
+            await store.update_task(t.id, queued_at=utcnow())
+            ids.append(t.id)
+        assert [t.queue_position for t in await store.list_tasks()] == [1, 2, 3]
+        assert await store.claim_from_queue(ids[0]) is True
+        assert await store.claim_from_queue(ids[0]) is False
+        assert [(await store.get_task(i)).queue_position for i in ids] == [None, 1, 2]
+    finally:
+        await store.close()
+
+
+async def test_interventions_resolve_once_and_usage_accumulates(db_url):
+    store = await Store.open(db_url)
+    try:
+        task = await _task(store)
+        iv = await store.add_intervention(task_id=task.id, attempt=1, request_id="q1",
+                                          kind=InterventionKind.PERMISSION, prompt="run rm?",
+                                          options=[Option("allow", "Approve", "allow")], tool="Bash",
+                                          detail="rm -rf build", multi_select=False)
+        assert (await store.get_task(task.id)).pending_interventions == 1
+        first = await store.resolve_intervention(iv.id, InterventionStatus.ANSWERED, answered_by="U1",
+                                                 answer_options=["allow"])
+        second = await store.resolve_intervention(iv.id, InterventionStatus.ANSWERED, answered_by="U2")
+        assert first.answered_by == "U1" and first.answer_options == ("allow",) and second is None
+        attempt_id, number, token = await store.start_attempt(task.id, "command")
+        await store.add_usage(task.id, attempt_id, 100, 20, 0.5)
+        view = await store.add_usage(task.id, attempt_id, 1, 2, 0.25)
+        assert (view.input_tokens, view.output_tokens, view.cost_usd) == (101, 22, 0.75)
+        assert view.attempts == 1 and number == 1 and len(token) == 32
+    finally:
+        await store.close()
+
+
+async def test_kv_round_trip(db_url):
+    store = await Store.open(db_url)
+    try:
+        assert await store.kv_get("board") is None
+        await store.kv_set("board", {"channel": "C1", "ts": "1.2"})
+        await store.kv_set("board", {"channel": "C1", "ts": "3.4"})
+        await store.kv_set("thread:1", "5.6")
+        assert await store.kv_get("board") == {"channel": "C1", "ts": "3.4"}
+        assert await store.kv_items("thread:") == {"thread:1": "5.6"}
+        await store.kv_delete("board")
+        assert await store.kv_get("board", "gone") == "gone"
+    finally:
+        await store.close()
