@@ -210,6 +210,14 @@ class Store:
             await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(updated_at=utcnow(), **changes))
         return await self.get_task(task_id)
 
+    async def take_pending_prompt(self, task_id: int) -> str | None:
+        """Read and clear the message queued for the task's next session (review feedback, restart)."""
+        async with self.session() as s, s.begin():
+            value = (await s.execute(select(TaskRow.pending_prompt).where(TaskRow.id == task_id))).scalar()
+            if value is not None:
+                await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(pending_prompt=None))
+        return value
+
     async def add_usage(self, task_id: int, attempt_id: int | None, input_tokens: int, output_tokens: int,
                         cost_usd: float) -> TaskView:
         async with self.session() as s, s.begin():

@@ -1,0 +1,37 @@
+"""taskpin's runtime-agnostic core. This module is its public API: the Slack layer (or any
+other surface) uses only what is exported here."""
+from .config import AgentConfig, OnApprove, RepoConfig, Settings
+from .engine import Orchestrator
+from .errors import ActionRefused, IllegalTransition, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
+from .events import (
+    AgentOutput,
+    AttemptFailed,
+    Event,
+    EventBus,
+    InterventionReminder,
+    InterventionRequested,
+    InterventionResolved,
+    TaskCreated,
+    TaskStateChanged,
+    TaskUpdated,
+    UsageReported,
+)
+from .models import (
+    Answer,
+    DiffSummary,
+    InterventionKind,
+    InterventionStatus,
+    InterventionView,
+    Option,
+    TaskView,
+    TransitionRecord,
+)
+from .states import STATE_ORDER, TRANSITIONS, TaskState
+
+__all__ = [
+    "ActionRefused", "AgentConfig", "AgentOutput", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
+    "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
+    "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
+    "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",
+    "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
+]

@@ -1,0 +1,96 @@
+"""Reconcile at start: whatever a previous taskpin process left behind.
+
+- agent processes of attempts that never ended are killed (their whole process group),
+  but only when the process proves it is ours (its environment carries the attempt token);
+- tasks that were running are resumed where the harness can resume, else failed with
+  "interrupted by restart" (retryable);
+- queued dispatches stay queued, in their order.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from datetime import datetime, timezone
+
+from .models import InterventionStatus
+from .runner import RESTART_PROMPT
+from .states import TaskState
+
+log = logging.getLogger(__name__)
+S = TaskState
+# Resumed sessions go to the head of the queue: they were running before queued tasks.
+_HEAD_OF_QUEUE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def process_is_ours(pid: int, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"TASKPIN_ATTEMPT_TOKEN={token}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def kill_group(pid: int) -> bool:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("no permission to stop leftover agent process group %s", pid)
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                members.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return members
+
+
+def kill_leftover(pid: int, token: str) -> bool:
+    """Kill a previous run's agent group. The leader may already be dead while its children live."""
+    members = _group_members(pid)
+    if any(process_is_ours(m, token) for m in members):
+        return kill_group(pid)
+    return False
+
+
+async def recover(core) -> None:
+    store = core.store
+    for attempt in await store.open_attempts():
+        pid, token = attempt.extra.get("pid"), attempt.extra.get("token")
+        if pid and token and kill_leftover(pid, token):
+            log.info("killed leftover agent of task #%s (process group %s)", attempt.task_id, pid)
+        await store.end_attempt(attempt.extra["id"], "interrupted", "taskpin restarted")
+
+    queued = set(await store.queued_task_ids())
+    for task in await store.list_tasks(states=[S.IN_PROGRESS, S.BLOCKED]):
+        if task.id in queued:
+            continue   # it never started; it keeps its place in the queue
+        for iv in await store.interventions(task.id, status=InterventionStatus.PENDING):
+            await store.resolve_intervention(iv.id, InterventionStatus.CANCELLED)
+        can_resume = False
+        try:
+            can_resume = core.harness(task.agent).supports_resume and bool(await store.last_session_id(task.id))
+        except KeyError:
+            pass
+        if can_resume:
+            if task.state is S.BLOCKED:
+                task = await core._transition(task, S.IN_PROGRESS, actor="taskpin", reason="resuming after restart")
+            pending = await store.take_pending_prompt(task.id)
+            await store.update_task(task.id, queued_at=_HEAD_OF_QUEUE, pending_prompt=pending or RESTART_PROMPT)
+            log.info("task #%s will resume its session", task.id)
+        else:
+            await core._transition(task, S.FAILED, actor="taskpin", reason="interrupted by restart",
+                                   failure_reason="interrupted by restart", retryable=True)
+            log.info("task #%s failed: interrupted by restart", task.id)

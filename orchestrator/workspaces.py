@@ -1,0 +1,297 @@
+"""Git worktrees for tasks: one worktree and one branch per task, merged or pushed on approval.
+
+Everything here is synchronous (the core calls it through asyncio.to_thread) and goes through
+GitPython's `repo.git.<cmd>(...)` with argument lists only. User text never becomes a path or a
+ref unsanitized: worktree paths come from integer task ids under the workspaces root, and every
+branch name is checked with `git check-ref-format --branch` before git sees it.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+import git
+
+from .models import DiffSummary
+
+DEFAULT_AUTHOR = "taskpin <taskpin@localhost>"
+PUSH_TIMEOUT_S = 600
+
+# Letters NFKD does not decompose into ASCII.
+_TRANSLIT = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
+                           "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "Th", "ð": "d", "ı": "i"})
+_AUTHOR_RE = re.compile(r"^\s*([^<>\n]+?)\s*<([^<>\n]*)>\s*$")
+_REMOTE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SECRET_RES = (
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@"), r"\1***@"),            # scheme://user:token@
+    (re.compile(r"\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat)[-_][A-Za-z0-9_-]{8,}"), "***"),
+    (re.compile(r"(?i)(authorization:\s*\w+\s+)\S+"), r"\1***"),
+)
+
+
+class WorkspaceError(Exception):
+    """A git workspace operation failed; the message says what went wrong and how to fix it."""
+
+
+class MergeConflict(WorkspaceError):
+    def __init__(self, message: str, files: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.files = tuple(files)
+
+
+# ---- names ------------------------------------------------------------------------------
+
+def slugify(title: str, max_len: int = 40) -> str:
+    if max_len < 1:
+        raise ValueError("max_len must be at least 1")
+    text = unicodedata.normalize("NFKD", str(title).translate(_TRANSLIT))
+    text = text.encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    if len(slug) > max_len:
+        cut = slug[:max_len]
+        dash = cut.rfind("-")
+        slug = (cut[:dash] if dash >= max_len // 2 else cut).strip("-")
+    return slug or "task"
+
+
+def branch_name(task_id: int, title: str) -> str:
+    name = f"taskpin/{_task_id(task_id)}-{slugify(title)}"
+    _check_branch(name)
+    return name
+
+
+def _task_id(task_id: object) -> int:
+    if type(task_id) is not int or task_id < 0:
+        raise WorkspaceError(f"Invalid task id {task_id!r}: task ids are non-negative integers.")
+    return task_id
+
+
+def _check_branch(name: object, what: str = "branch") -> str:
+    """Reject anything that is not a plain, valid branch name (no options, no @{-1} expansion)."""
+    ok = isinstance(name, str) and name and not name.startswith("-") and not {"\n", "\0"} & set(name)
+    if ok:
+        status, out, _ = git.Git().execute(["git", "check-ref-format", "--branch", name],
+                                           with_exceptions=False, with_extended_output=True)
+        ok = status == 0 and out == name
+    if not ok:
+        raise WorkspaceError(f"{name!r} is not a valid git {what} name; pick a name that passes "
+                             f"`git check-ref-format --branch`.")
+    return name
+
+
+def _identity(author: str) -> dict[str, str]:
+    m = _AUTHOR_RE.match(author or "")
+    if not m:
+        raise WorkspaceError(f"Invalid author {author!r}: use the form 'Name <email>'.")
+    name, email = m.groups()
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+
+
+def _redact(text: str) -> str:
+    for pattern, repl in _SECRET_RES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _git_error(exc: git.GitCommandError) -> str:
+    err = exc.stderr if isinstance(exc.stderr, str) else str(exc)
+    err = err.strip().removeprefix("stderr:").strip()
+    if len(err) > 1 and err[0] == err[-1] == "'":
+        err = err[1:-1].strip()
+    return _redact(err or str(exc))
+
+
+def _open(repo_path: Path) -> git.Repo:
+    try:
+        return git.Repo(Path(repo_path).expanduser())
+    except git.NoSuchPathError:
+        raise WorkspaceError(f"Repository path {repo_path} does not exist; fix the repo's `path` "
+                             f"in the taskpin config.") from None
+    except git.InvalidGitRepositoryError:
+        raise WorkspaceError(f"{repo_path} is not a git repository (it must be the top of one); run "
+                             f"`git init` there or point the repo's `path` at a git checkout.") from None
+
+
+def _rev(repo: git.Repo, ref: str) -> str | None:
+    status, out, _ = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
+                                        with_exceptions=False, with_extended_output=True)
+    return out.strip() if status == 0 else None
+
+
+def _head_of(repo: git.Repo, branch: str) -> str:
+    sha = _rev(repo, f"refs/heads/{_check_branch(branch)}")
+    if sha is None:
+        raise WorkspaceError(f"Branch {branch!r} does not exist in {repo.working_dir}; check the "
+                             f"configured base branch, or re-run the task to recreate its branch.")
+    return sha
+
+
+def _is_ancestor(repo: git.Repo, a: str, b: str) -> bool:
+    return repo.git.merge_base("--is-ancestor", a, b, with_exceptions=False, with_extended_output=True)[0] == 0
+
+
+def _worktrees(repo: git.Repo) -> dict[Path, str | None]:
+    """Registered worktrees: resolved path -> checked-out branch ref (None when detached/bare)."""
+    result: dict[Path, str | None] = {}
+    for record in repo.git.worktree("list", "--porcelain", "-z").split("\0\0"):
+        fields = dict(f.partition(" ")[::2] for f in record.split("\0") if f)
+        if "worktree" in fields:
+            result[Path(fields["worktree"]).resolve()] = fields.get("branch")
+    return result
+
+
+# ---- workspaces -------------------------------------------------------------------------
+
+class Workspaces:
+    def __init__(self, root: Path):
+        self.root = Path(root).expanduser().resolve()
+
+    def path_for(self, task_id: int) -> Path:
+        return self.root / str(_task_id(task_id))
+
+    def check_repo(self, repo_path: Path, base_branch: str) -> list[str]:
+        try:
+            repo = _open(repo_path)
+            _check_branch(base_branch, "base branch")
+        except WorkspaceError as exc:
+            return [str(exc)]
+        if not repo.git.for_each_ref("--count=1", "refs/heads/"):
+            return [f"{repo_path} has no commits yet; commit something on {base_branch!r} "
+                    f"(e.g. `git commit --allow-empty -m init`) before dispatching tasks."]
+        if _rev(repo, f"refs/heads/{base_branch}") is None:
+            branches = repo.git.for_each_ref("--format=%(refname:short)", "refs/heads/").split()
+            return [f"Base branch {base_branch!r} not found in {repo_path} (branches: "
+                    f"{', '.join(branches[:10])}); set `base_branch` in the taskpin config or create it."]
+        return []
+
+    def create(self, repo_path: Path, base_branch: str, task_id: int, branch: str) -> Path:
+        path = self.path_for(task_id)
+        repo = _open(repo_path)
+        _check_branch(branch)
+        repo.git.worktree("prune")
+        registered = _worktrees(repo)
+        if path in registered:
+            if registered[path] == f"refs/heads/{branch}":
+                return path
+            raise WorkspaceError(f"Worktree {path} is checked out on {registered[path]!r}, not {branch!r}; "
+                                 f"remove it with `git worktree remove --force {path}` and retry.")
+        if path.exists() and (path.is_symlink() or not path.is_dir() or any(path.iterdir())):
+            raise WorkspaceError(f"{path} exists but is not a worktree of {repo_path}; "
+                                 f"move or delete it and retry.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            if _rev(repo, f"refs/heads/{branch}") is not None:
+                repo.git.worktree("add", "--", str(path), branch)
+            else:
+                repo.git.worktree("add", "--no-track", "-b", branch, "--", str(path),
+                                  f"refs/heads/{_check_branch(base_branch, 'base branch')}")
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"Could not create the worktree for task {task_id} at {path}: "
+                                 f"{_git_error(exc)} (if the branch is checked out elsewhere, `git worktree remove` that "
+                                 f"worktree first).") from None
+        return path
+
+    def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR) -> str | None:
+        worktree = Path(worktree).resolve()
+        if not worktree.is_relative_to(self.root) or worktree == self.root:
+            raise WorkspaceError(f"{worktree} is not a task worktree under {self.root}.")
+        env = _identity(author)
+        repo = _open(worktree)
+        if repo.git.symbolic_ref("-q", "HEAD", with_exceptions=False) == "":
+            raise WorkspaceError(f"The worktree {worktree} is on a detached HEAD, so its work would not "
+                                 f"land on the task branch; check the task branch out there and retry.")
+        try:
+            repo.git.add("--all")
+            if repo.git.diff("--cached", "--quiet", with_exceptions=False, with_extended_output=True)[0] == 0:
+                return None
+            repo.git.commit("--no-verify", "--no-gpg-sign", "--quiet", "-m",
+                            message or "taskpin: agent changes", env=env)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"Could not commit the agent's changes in {worktree}: {_git_error(exc)}") from None
+        return repo.git.rev_parse("HEAD")
+
+    def diff_summary(self, repo_path: Path, base_branch: str, branch: str) -> DiffSummary:
+        repo = _open(repo_path)
+        base, head = _head_of(repo, base_branch), _head_of(repo, branch)
+        try:
+            merge_base = repo.git.merge_base(base, head)
+        except git.GitCommandError:
+            raise WorkspaceError(f"{branch!r} and {base_branch!r} share no history; recreate the task "
+                                 f"branch from {base_branch!r}.") from None
+        out = repo.git.diff("--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", merge_base, head)
+        tokens, files, ins, dels = out.split("\0"), [], 0, 0
+        i = 0
+        while i < len(tokens):
+            if not tokens[i]:
+                i += 1
+                continue
+            added, deleted, path = tokens[i].split("\t", 2)
+            if not path:                          # rename/copy: old and new paths follow
+                path, i = tokens[i + 2], i + 2
+            files.append(path)
+            ins += int(added) if added.isdigit() else 0
+            dels += int(deleted) if deleted.isdigit() else 0
+            i += 1
+        return DiffSummary(len(files), ins, dels, tuple(sorted(files)), head)
+
+    def merge(self, repo_path: Path, base_branch: str, branch: str, message: str,
+              author: str = DEFAULT_AUTHOR) -> str:
+        repo = _open(repo_path)
+        old, head = _head_of(repo, base_branch), _head_of(repo, branch)
+        if _is_ancestor(repo, head, old):
+            return old                            # already merged
+        if _is_ancestor(repo, old, head):
+            new = head                            # fast-forward
+        else:
+            status, out, err = repo.git.merge_tree("--write-tree", "-z", "--name-only", old, head,
+                                                   with_exceptions=False, with_extended_output=True)
+            if status == 1:
+                files = tuple(dict.fromkeys(out.split("\0\0", 1)[0].split("\0")[1:]))
+                raise MergeConflict(f"{branch!r} conflicts with {base_branch!r} in {', '.join(files)}; "
+                                    f"rebase or fix the task branch, then approve again.", files)
+            if status != 0:
+                raise WorkspaceError(f"git merge-tree failed (git >= 2.38 is required): {_redact(err.strip())}")
+            new = repo.git.commit_tree(out.split("\0", 1)[0], "-p", old, "-p", head, "--no-gpg-sign",
+                                       "-m", message or f"Merge {branch}", env=_identity(author))
+        try:
+            repo.git.update_ref("-m", f"taskpin: merge {branch}", f"refs/heads/{base_branch}", new, old)
+        except git.GitCommandError:
+            raise WorkspaceError(f"{base_branch!r} moved while merging {branch!r}; approve again to "
+                                 f"retry the merge.") from None
+        return new
+
+    def push(self, repo_path: Path, branch: str, remote: str) -> None:
+        repo = _open(repo_path)
+        _head_of(repo, branch)
+        if not (isinstance(remote, str) and _REMOTE_RE.match(remote)) or remote not in repo.git.remote().split():
+            raise WorkspaceError(f"Remote {remote!r} is not configured in {repo_path}; add it with "
+                                 f"`git remote add` or fix the repo's `remote` in the taskpin config.")
+        try:
+            repo.git.push("--porcelain", "--", remote, f"refs/heads/{branch}:refs/heads/{branch}",
+                          env={"GIT_TERMINAL_PROMPT": "0"}, kill_after_timeout=PUSH_TIMEOUT_S)
+        except git.GitCommandError as exc:
+            raise WorkspaceError(f"Pushing {branch!r} to {remote!r} failed: {_git_error(exc)}") from None
+
+    def checked_out_at(self, repo_path: Path, branch: str) -> list[Path]:
+        """Worktrees (the main checkout included) that have `branch` checked out. After merge() moves
+        such a branch, that checkout's index still matches the old commit until the user syncs it."""
+        ref = f"refs/heads/{_check_branch(branch)}"
+        return [path for path, head in _worktrees(_open(repo_path)).items() if head == ref]
+
+    def remove(self, task_id: int, repo_path: Path) -> None:
+        path = self.path_for(task_id)
+        try:
+            repo = _open(repo_path)
+        except WorkspaceError:
+            repo = None
+        if repo is not None and path.is_dir() and path.resolve() in _worktrees(repo):
+            repo.git.worktree("remove", "--force", "--force", str(path), with_exceptions=False)
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        if repo is not None:
+            repo.git.worktree("prune")
