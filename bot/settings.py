@@ -1,0 +1,65 @@
+"""Slack-side settings (environment or .env). Tokens are SecretStr: they never print."""
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.check import Problem
+
+
+class SlackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    board_channel: str | None = Field(default=None, validation_alias="TASKPIN_BOARD_CHANNEL")
+    http_host: str = Field(default="0.0.0.0", validation_alias="TASKPIN_HTTP_HOST")
+    http_port: int = Field(default=3000, validation_alias="TASKPIN_HTTP_PORT")
+    board_sync_interval_s: float = Field(default=1.0, gt=0, validation_alias="TASKPIN_BOARD_SYNC_INTERVAL_S")
+    # One chat.update per state change: the naive design, kept only as the benchmarks' baseline.
+    board_naive_sync: bool = Field(default=False, validation_alias="TASKPIN_BOARD_NAIVE_SYNC")
+    output_summary_interval_s: float = Field(default=10.0, gt=0,
+                                             validation_alias="TASKPIN_OUTPUT_SUMMARY_INTERVAL_S")
+    workspace_url: str | None = Field(default=None, validation_alias=AliasChoices("TASKPIN_SLACK_WORKSPACE_URL"))
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None and bool(self.app_token.get_secret_value())
+
+    @property
+    def api_base_url(self) -> str:
+        return self.api_url if self.api_url.endswith("/") else self.api_url + "/"
+
+
+def check_slack(settings: SlackSettings) -> list[Problem]:
+    problems: list[Problem] = []
+    bot = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    if not bot:
+        problems.append(Problem("SLACK_BOT_TOKEN", "is not set",
+                                "copy the Bot User OAuth Token (xoxb-...) from your Slack app's "
+                                "'OAuth & Permissions' page into .env"))
+    elif not bot.startswith("xoxb-"):
+        problems.append(Problem("SLACK_BOT_TOKEN", "does not look like a bot token (it should start with xoxb-)",
+                                "use the Bot User OAuth Token, not a user or app token"))
+    app = settings.app_token.get_secret_value() if settings.app_token else ""
+    if app and not app.startswith("xapp-"):
+        problems.append(Problem("SLACK_APP_TOKEN", "does not look like an app-level token (xapp-...)",
+                                "create an app-level token with the connections:write scope under "
+                                "'Basic Information' and use it here"))
+    if not app and not (settings.signing_secret and settings.signing_secret.get_secret_value()):
+        problems.append(Problem("SLACK_APP_TOKEN / SLACK_SIGNING_SECRET", "neither is set, so taskpin cannot "
+                                "receive anything from Slack",
+                                "set SLACK_APP_TOKEN for Socket Mode (no public URL needed), or "
+                                "SLACK_SIGNING_SECRET for HTTP mode"))
+    if not settings.board_channel:
+        problems.append(Problem("TASKPIN_BOARD_CHANNEL", "is not set",
+                                "set it to the id of the channel for the board (e.g. C0123456789: open the "
+                                "channel's details in Slack; the id is at the bottom), and invite the bot there"))
+    elif not settings.board_channel[:1] in ("C", "G") or not settings.board_channel.isalnum():
+        problems.append(Problem("TASKPIN_BOARD_CHANNEL", f"{settings.board_channel!r} is not a channel id",
+                                "use the channel's id (C0123456789), not its #name"))
+    if not settings.api_url.startswith(("https://", "http://")):
+        problems.append(Problem("SLACK_API_URL", "must be an http(s) URL", "leave it unset for slack.com"))
+    return problems
