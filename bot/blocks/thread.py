@@ -1,0 +1,123 @@
+"""Messages posted in a task's thread: dispatch, progress, output, review and result."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.models import TaskView
+from orchestrator.states import TaskState
+
+from .card import STATE_LABEL, diff_line
+from .kit import Block, context, section
+from .limits import FALLBACK_TEXT_MAX, SECTION_TEXT_MAX
+from .text import code_block, escape_mrkdwn, fmt_cost, fmt_duration, inline_code, one_line, plain, safe_text, truncate, user_mention
+
+TITLE_MAX = 150
+MILESTONE_MAX = 2000
+REVIEW_FILES_SHOWN = 15
+OUTPUT_LINE_MAX = 500
+
+
+def dispatch_message(task: TaskView, actor: str) -> dict:
+    """``#12 Fix login bug, dispatched by @owner to claude-code on `taskpin/12-fix-login` ``"""
+    text = (
+        f"🚀 *{task.short_id}* {_title(task)}, dispatched by {user_mention(actor)}"
+        f" to {escape_mrkdwn(task.agent)} on {inline_code(task.branch)}"
+        f" (from {inline_code(task.base_branch)} in {escape_mrkdwn(task.repo)})"
+    )
+    if task.queued:
+        text += f"\n⏳ Queued #{task.queue_position}: it starts when a session slot frees up."
+    return _message(text, f"{task.short_id} dispatched to {task.agent}", block_id=f"dispatch:{task.id}")
+
+
+def milestone_message(task: TaskView, text: str, *, by: str | None = None) -> dict:
+    """A short progress note. ``text`` is escaped (a ``<@U1>`` in it shows literally):
+    pass the user it concerns as ``by`` to mention them."""
+    body = f"🔹 {safe_text(text.strip(), MILESTONE_MAX)}"
+    if by:
+        body += f" ({user_mention(by)})"
+    return _message(body, f"{task.short_id}: {one_line(text)}")
+
+
+def output_summary_message(task: TaskView, lines: Sequence[str]) -> dict:
+    """The tail of the agent's output in a code block; older lines are dropped first."""
+    kept: list[str] = []
+    budget = SECTION_TEXT_MAX - 200  # room for the fences and the heading
+    used = 0
+    for line in reversed(lines):
+        line = plain(line.rstrip(), OUTPUT_LINE_MAX)
+        cost = len(line) + 1 + line.count("&") * 4 + line.count("<") * 3 + line.count(">") * 3 + line.count("`")
+        if used + cost > budget:
+            break
+        kept.append(line)
+        used += cost
+    kept.reverse()
+    omitted = len(lines) - len(kept)
+    heading = f"📄 *{task.short_id}* agent output"
+    if omitted:
+        heading += f" (last {len(kept)} of {len(lines)} lines)"
+    blocks = [section(heading, block_id=f"output_head:{task.id}")]
+    if kept:
+        blocks.append(section(code_block("\n".join(kept), SECTION_TEXT_MAX), block_id=f"output:{task.id}"))
+    return {"text": f"{task.short_id} agent output", "blocks": blocks}
+
+
+def review_message(task: TaskView) -> dict:
+    """What the agent changed: branch, totals, the changed files."""
+    text = f"🔍 *{task.short_id}* {_title(task)} is ready for review on {inline_code(task.branch)}"
+    if task.diff:
+        text += f"\n{diff_line(task.diff, files_shown=0)}"
+        if task.diff.commit:
+            text += f" · commit {inline_code(task.diff.commit[:12])}"
+        files = [f"• {inline_code(name, 200)}" for name in task.diff.files[:REVIEW_FILES_SHOWN]]
+        hidden = max(task.diff.files_changed, len(task.diff.files)) - len(files)
+        if hidden > 0:
+            files.append(f"• +{hidden} more")
+        if files:
+            text += "\n" + "\n".join(files)
+    else:
+        text += "\n_No diff summary was recorded._"
+    text += "\nApprove, request changes or reject it from the board."
+    return _message(text, f"{task.short_id} is ready for review", block_id=f"review:{task.id}")
+
+
+def result_message(task: TaskView) -> dict:
+    """Where the task ended: completed, or failed and why."""
+    if task.state == TaskState.COMPLETED:
+        text = f"✅ *{task.short_id}* {_title(task)} is completed."
+    elif task.state == TaskState.FAILED:
+        reason = safe_text(task.failure_reason or "no reason recorded", 1500)
+        text = f"❌ *{task.short_id}* {_title(task)} failed: {reason}\nRetry it from the board."
+    else:
+        text = f"*{task.short_id}* {_title(task)} is now {STATE_LABEL[task.state].lower()}."
+    stats = _stats(task)
+    message = _message(text, f"{task.short_id} {STATE_LABEL[task.state].lower()}", block_id=f"result:{task.id}")
+    if stats:
+        message["blocks"].append(context(stats, block_id=f"result_stats:{task.id}"))
+    return message
+
+
+def ephemeral_text(text: str) -> dict:
+    """A short notice for chat.postEphemeral or a respond(); ``text`` is escaped."""
+    return _message(safe_text(text, SECTION_TEXT_MAX), text)
+
+
+def _stats(task: TaskView) -> str:
+    parts = []
+    if task.started_at and task.finished_at:
+        parts.append(f"⏱ {fmt_duration((task.finished_at - task.started_at).total_seconds())}")
+    if task.cost_usd:
+        parts.append(fmt_cost(task.cost_usd))
+    if task.input_tokens or task.output_tokens:
+        parts.append(f"{task.input_tokens:,} in / {task.output_tokens:,} out tokens")
+    if task.attempts > 1:
+        parts.append(f"{task.attempts} attempts")
+    return " · ".join(parts)
+
+
+def _title(task: TaskView) -> str:
+    return safe_text(one_line(task.title), TITLE_MAX)
+
+
+def _message(mrkdwn_text: str, fallback: str, *, block_id: str | None = None) -> dict:
+    block: Block = section(truncate(mrkdwn_text, SECTION_TEXT_MAX), block_id=block_id)
+    return {"text": safe_text(one_line(fallback), FALLBACK_TEXT_MAX) or "taskpin", "blocks": [block]}

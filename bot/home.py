@@ -1,0 +1,21 @@
+"""The Home tab: the viewer's own tasks first, then the whole board, in pages."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from .blocks.home import render_home
+from .services import Services
+from .threads import thread_urls
+
+log = logging.getLogger(__name__)
+
+
+async def publish_home(svc: Services, user: str, *, page: int = 0) -> None:
+    tasks = await svc.core.list_tasks()
+    view = render_home(tasks, viewer=user, now=datetime.now(timezone.utc), page=page,
+                       thread_urls=await thread_urls(svc.core))
+    try:
+        await svc.client.views_publish(user_id=user, view=view)
+    except Exception as exc:
+        log.warning("could not publish the Home tab for %s: %s", user, exc)

@@ -1,0 +1,82 @@
+"""/task: quick create, modal, help, list."""
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from orchestrator import TaskState
+
+from ..blocks.modals import create_task_modal
+from ..blocks.text import escape_mrkdwn, one_line, truncate
+from ..services import Services, services_of
+from .feedback import tell, tell_error
+
+HELP = (
+    "*taskpin* runs coding agents on tasks and shows them on the pinned board.\n"
+    "• `/task <what the agent should do>` creates a backlog task with the default repository and agent\n"
+    "• `/task` opens a form to pick the repository, the agent and the base branch\n"
+    "• `/task list` shows your tasks\n"
+    "• `/task help` shows this\n"
+    "Then press *Dispatch* on the card. The agent's questions come to you in the task's thread: "
+    "answer with the buttons or a reply there."
+)
+LIST_LIMIT = 30
+
+
+def register(app: AsyncApp) -> None:
+    app.command("/task")(handle_task_command)
+
+
+async def handle_task_command(ack, command, respond, context, client) -> None:
+    svc = services_of(context)
+    text = (command.get("text") or "").strip()
+    user = command["user_id"]
+    word = text.lower()
+    if word in ("help", "?"):
+        await ack(text=HELP)
+        return
+    await ack()
+    if not text:
+        await open_create_modal(svc, client, command["trigger_id"], user, respond=respond)
+    elif word == "list":
+        await respond(text=await list_text(svc, user), response_type="ephemeral")
+    else:
+        await quick_create(svc, user, text, respond)
+
+
+async def open_create_modal(svc: Services, client, trigger_id: str, user: str, *, prompt: str = "",
+                            respond=None, private_metadata: str = "") -> None:
+    if not svc.core.may_use(user):
+        await tell(svc, user, "You are not on this taskpin's list of allowed users; ask an admin to add you.",
+                   respond=respond)
+        return
+    settings = svc.core.settings
+    view = create_task_modal(repos=svc.core.repo_names(), agents=svc.core.agent_names(),
+                             default_repo=settings.default_repo, default_agent=settings.default_agent,
+                             prompt=prompt, private_metadata=private_metadata)
+    await client.views_open(trigger_id=trigger_id, view=view)
+
+
+async def quick_create(svc: Services, user: str, text: str, respond) -> None:
+    try:
+        task = await svc.core.create_task(prompt=text, owner=user)
+    except Exception as exc:
+        await tell_error(svc, user, exc, "create a task", respond=respond)
+        return
+    await respond(text=f"Created *{task.short_id}* {escape_mrkdwn(task.title)} in the backlog "
+                       f"({escape_mrkdwn(task.repo)}, {escape_mrkdwn(task.agent)}). "
+                       "Press *Dispatch* on its card to start the agent.",
+                  response_type="ephemeral")
+
+
+async def list_text(svc: Services, user: str) -> str:
+    tasks = await svc.core.list_tasks(owner=user)
+    if not tasks:
+        return "You have no tasks yet. `/task <what the agent should do>` creates one."
+    active = [t for t in tasks if t.state is not TaskState.COMPLETED] or tasks
+    lines = [f"• *{t.short_id}* {truncate(escape_mrkdwn(one_line(t.title)), 80)} — {t.state.value.replace('_', ' ')}"
+             + (f" (queued #{t.queue_position})" if t.queued else "")
+             for t in reversed(active[-LIST_LIMIT:])]
+    more = len(active) - LIST_LIMIT
+    if more > 0:
+        lines.append(f"…and {more} more on the Home tab.")
+    return "*Your tasks*\n" + "\n".join(lines)

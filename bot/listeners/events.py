@@ -1,0 +1,76 @@
+"""Events: replies in task threads, the Home tab, and the board being unpinned or deleted."""
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+
+from orchestrator import Answer, TaskState
+
+from ..home import publish_home
+from ..services import Services, services_of
+from ..threads import task_for_thread
+from .feedback import tell, tell_error
+
+log = logging.getLogger(__name__)
+IGNORED_SUBTYPES = {"message_changed", "bot_message", "channel_join", "channel_leave", "pinned_item",
+                    "unpinned_item", "message_replied", "thread_broadcast"}
+
+
+def register(app: AsyncApp) -> None:
+    app.event("message")(on_message)
+    app.event("app_home_opened")(on_home_opened)
+    app.event("pin_removed")(on_pin_removed)
+
+
+async def on_message(body, event, context) -> None:
+    svc = services_of(context)
+    if not svc.seen.first_time(body.get("event_id")):
+        return   # a retry or a redelivery of something already handled
+    subtype = event.get("subtype")
+    if subtype == "message_deleted":
+        await svc.board.on_deleted(event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts", ""))
+        return
+    if subtype in IGNORED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
+        return
+    thread_ts, user = event.get("thread_ts"), event.get("user")
+    if not thread_ts or thread_ts == event.get("ts") or not user or event.get("channel") != svc.channel:
+        return
+    task_id = await task_for_thread(svc.core, thread_ts)
+    if task_id is not None:
+        await on_thread_reply(svc, task_id, user, event.get("text") or "", thread_ts)
+
+
+async def on_thread_reply(svc: Services, task_id: int, user: str, text: str, thread_ts: str) -> None:
+    """A reply answers the oldest open question; with none open it is a message to the running agent."""
+    core = svc.core
+    try:
+        task = await core.get_task(task_id)
+        if not core.may_decide(task, user):
+            await tell(svc, user, f"Only the owner of {task.short_id} or an approver can talk to its agent; "
+                                  "your reply was not forwarded.", thread_ts=thread_ts)
+            return
+        pending = await core.pending_interventions(task_id)
+        if pending:
+            await core.answer(pending[0].id, Answer(text=text), actor=user)
+        elif task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED) and core.is_running(task_id):
+            if not await core.follow_up(task_id, text, actor=user):
+                await tell(svc, user, f"The agent of {task.short_id} cannot take messages while it works; "
+                                      "your reply was not delivered.", thread_ts=thread_ts)
+        elif task.state is TaskState.AWAITING_REVIEW:
+            await tell(svc, user, f"{task.short_id} is awaiting review and no agent is running. Use Request "
+                                  "changes on its card to send it feedback.", thread_ts=thread_ts)
+    except Exception as exc:
+        await tell_error(svc, user, exc, "answer", thread_ts=thread_ts)
+
+
+async def on_home_opened(event, context) -> None:
+    if event.get("tab", "home") == "home":
+        await publish_home(services_of(context), event["user"])
+
+
+async def on_pin_removed(event, context) -> None:
+    item = event.get("item") or {}
+    ts = (item.get("message") or {}).get("ts") or item.get("ts")
+    if ts:
+        await services_of(context).board.on_unpinned(ts)

@@ -1,0 +1,66 @@
+"""Modal submissions: create a task, request changes. Field errors go back into the modal."""
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from orchestrator import InvalidInput, NotAllowed
+
+from ..blocks.modals import modal_values
+from ..ids import CallbackId, InputId
+from ..services import services_of
+from .feedback import tell, tell_error
+
+# Which field an InvalidInput is about, judged by what the core's message names.
+_FIELD_WORDS = (("repository", InputId.REPO), ("agent", InputId.AGENT), ("branch", InputId.BASE_BRANCH),
+                ("title", InputId.TITLE))
+
+
+def register(app: AsyncApp) -> None:
+    app.view(CallbackId.CREATE_TASK_MODAL.value)(on_create_task)
+    app.view(CallbackId.REQUEST_CHANGES_MODAL.value)(on_request_changes)
+
+
+def field_for(message: str) -> InputId:
+    lowered = message.lower()
+    return next((field for word, field in _FIELD_WORDS if word in lowered), InputId.PROMPT)
+
+
+async def on_create_task(ack, body, view, context) -> None:
+    svc, user = services_of(context), body["user"]["id"]
+    values = modal_values(view)
+    # Created before the ack so that a bad field can be shown in the modal itself; the
+    # insert takes milliseconds, far inside the 3 s ack window.
+    try:
+        task = await svc.core.create_task(prompt=values.get(InputId.PROMPT, ""), title=values.get(InputId.TITLE),
+                                          repo=values.get(InputId.REPO), agent=values.get(InputId.AGENT),
+                                          base_branch=values.get(InputId.BASE_BRANCH), owner=user)
+    except InvalidInput as exc:
+        await ack(response_action="errors", errors={field_for(str(exc)).value: str(exc)[:150]})
+        return
+    except NotAllowed as exc:
+        await ack(response_action="errors", errors={InputId.PROMPT.value: str(exc)[:150]})
+        return
+    except Exception as exc:
+        await ack()
+        await tell_error(svc, user, exc, "create a task")
+        return
+    await ack()
+    await tell(svc, user, f"Created {task.short_id} {task.title} in the backlog ({task.repo}, {task.agent}). "
+                          "Press Dispatch on its card to start the agent.")
+
+
+async def on_request_changes(ack, body, view, context) -> None:
+    svc, user = services_of(context), body["user"]["id"]
+    feedback = modal_values(view).get(InputId.FEEDBACK, "")
+    if not feedback:
+        await ack(response_action="errors", errors={InputId.FEEDBACK.value: "Say what should change."})
+        return
+    await ack()
+    try:
+        task = await svc.core.request_changes(int(view["private_metadata"]), feedback, actor=user)
+    except Exception as exc:
+        await tell_error(svc, user, exc, "request changes on")
+        return
+    await tell(svc, user, f"Sent your feedback to the agent of {task.short_id}; it is working on it.")
+
+

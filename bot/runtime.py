@@ -1,0 +1,119 @@
+"""`taskpin run`: the core, the board, the task threads and the bolt app, in Socket Mode or HTTP mode."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from orchestrator import Orchestrator, Settings
+
+from .app import build_app
+from .board_sync import BoardSync
+from .poster import ChannelPoster
+from .services import Services
+from .settings import SlackSettings
+from .threads import TaskThreads
+
+log = logging.getLogger(__name__)
+
+
+def make_client(settings: SlackSettings, *, retry_rate_limits: bool) -> AsyncWebClient:
+    """slack_sdk's client with its retry handlers. The paced senders (board, poster) handle 429
+    themselves, so that a retry sends fresh state rather than the payload that was refused."""
+    client = AsyncWebClient(token=settings.bot_token.get_secret_value(), base_url=settings.api_base_url)
+    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
+    if retry_rate_limits:
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
+    return client
+
+
+class Runtime:
+    def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster):
+        self.core, self.svc, self.poster = core, svc, poster
+        self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
+        self.socket: AsyncSocketModeHandler | None = None
+        self.web_runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @classmethod
+    async def start(cls, core_settings: Settings, slack: SlackSettings) -> "Runtime":
+        core = await Orchestrator.open(core_settings)
+        client = make_client(slack, retry_rate_limits=True)
+        paced = make_client(slack, retry_rate_limits=False)
+        poster = ChannelPoster(paced)
+        channel = slack.board_channel or ""
+        threads = TaskThreads(core, client, poster, channel, output_interval_s=slack.output_summary_interval_s,
+                              workspace_url=slack.workspace_url)
+        board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync)
+        runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads), poster)
+        try:
+            await threads.start()
+            await board.start()
+            await core.start()      # recovery runs here; its events reach the board and threads
+            await runtime._serve()
+        except BaseException:
+            await runtime.close()
+            raise
+        log.info("taskpin is running (%s mode, board in %s)", "Socket" if slack.socket_mode else "HTTP", channel)
+        return runtime
+
+    async def _serve(self) -> None:
+        slack = self.svc.settings
+        web_app = web.Application()
+        web_app.router.add_get("/healthz", self._healthz)
+        if slack.socket_mode:
+            self.socket = AsyncSocketModeHandler(self.app, slack.app_token.get_secret_value())
+            await self.socket.connect_async()
+        else:
+            web_app.router.add_post("/slack/events", self._slack_events)
+        self.web_runner = web.AppRunner(web_app, access_log=None)
+        await self.web_runner.setup()
+        site = web.TCPSite(self.web_runner, slack.http_host, slack.http_port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        checks = {"database": "ok", "slack": "http" if not self.socket else "socket"}
+        healthy = True
+        try:
+            await self.core.store.kv_get("healthz")
+        except Exception:
+            checks["database"], healthy = "unreachable", False
+        if self.socket is not None:
+            session = getattr(self.socket.client, "current_session", None)
+            connected = session is not None and not session.closed
+            checks["slack"] = "connected" if connected else "disconnected"
+            healthy = healthy and connected
+        checks["running_sessions"] = len(self.core._runners)
+        return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
+
+    async def close(self) -> None:
+        if self.socket:
+            await self.socket.close_async()
+        if self.web_runner:
+            await self.web_runner.cleanup()
+        await self.svc.board.close()
+        await self.svc.threads.close()
+        await self.poster.close()
+        await self.core.close()
+
+
+async def serve(core_settings: Settings, slack: SlackSettings) -> None:
+    runtime = await Runtime.start(core_settings, slack)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("taskpin is stopping")
+    await runtime.close()
