@@ -29,7 +29,7 @@ _BROADCAST = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
 # A cut must not leave half an entity ("&am") or half a <token> ("<@U12", "<https://x|lab").
 _DANGLING_TAIL = re.compile(r"(?:&[a-z#0-9]{0,5}|<[^>]*)$")
 _WHITESPACE = re.compile(r"\s+")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9_]+$")  # Slack ids are [A-Z0-9]; the emulator adds _
 _SAFE_URL = re.compile(r"^(?:https?|slack)://[^\s<>|]+$")
 
 
