@@ -15,9 +15,9 @@ from .errors import HarnessConfigError
 
 HARNESS_KINDS: dict[str, str] = {
     "command": "orchestrator.harness.command:CommandHarness",
-    # "claude-code": "orchestrator.harness.claude_code:ClaudeCodeHarness",
-    # "acp": "orchestrator.harness.acp:AcpHarness",
-    # "codex": "orchestrator.harness.codex:CodexHarness",
+    "claude-code": "orchestrator.harness.claude_code:ClaudeCodeHarness",
+    "acp": "orchestrator.harness.acp:AcpHarness",
+    "codex": "orchestrator.harness.codex:CodexHarness",
 }
 
 
