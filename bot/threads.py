@@ -139,6 +139,7 @@ class TaskThreads:
         stored = await self.core.kv_get(THREAD_KEY + str(task.id))
         if stored and stored.get("channel") == self.channel:
             return stored["ts"]
+        task = await self.core.get_task(task.id)   # by now it has usually left the queue
         data = await self.poster.post(self.channel, dispatch_message(task, actor), priority=Priority.THREAD_START)
         ts = data["ts"]
         url = await self._permalink(ts)

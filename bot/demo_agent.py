@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""The demo's agent: speaks taskpin's command protocol, asks one question, writes a file."""
+import json
+import sys
+import time
+
+
+def emit(**event) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def main() -> None:
+    prompt = json.loads(sys.stdin.readline()).get("text", "")
+    pause = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
+    emit(type="output", text=f"Reading the task: {prompt}")
+    emit(type="activity", tool="Read", detail="README.md")
+    time.sleep(pause)
+    emit(type="intervention", id="tone", kind="question", prompt="Which tone should CONTRIBUTING.md take?",
+         options=[{"id": "friendly", "label": "Friendly"}, {"id": "formal", "label": "Formal"}])
+    answer = json.loads(sys.stdin.readline())
+    tone = answer.get("option") or answer.get("text") or "friendly"
+    emit(type="activity", tool="Write", detail="CONTRIBUTING.md")
+    with open("CONTRIBUTING.md", "w") as f:
+        f.write(f"# Contributing ({tone})\n\n1. Open an issue.\n2. Send a pull request.\n")
+    emit(type="usage", input_tokens=1830, output_tokens=412, cost_usd=0.021)
+    time.sleep(pause)
+    emit(type="finished", summary=f"Wrote CONTRIBUTING.md in a {tone} tone.")
+
+
+if __name__ == "__main__":
+    main()
