@@ -24,6 +24,9 @@ class Problem:
 
 def check_structure(settings: Settings) -> list[Problem]:
     problems: list[Problem] = []
+    if settings.config is not None and not settings.config.is_file():
+        problems.append(Problem("TASKPIN_CONFIG", f"{settings.config} does not exist",
+                                "create it from taskpin.example.toml, or fix the path"))
     if not settings.repos:
         problems.append(Problem("repos", "no repository is configured",
                                 "add a [repos.NAME] table with `path` and `base_branch` to taskpin.toml "
