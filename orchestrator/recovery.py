@@ -42,34 +42,36 @@ def kill_group(pid: int) -> bool:
         return False
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
+def _processes_with_token(token: str) -> list[int]:
+    """Every live process whose environment carries this attempt's token: the agent and
+    whatever it started, even in process groups of their own (Claude Code runs each Bash
+    command in a new group)."""
+    found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                members.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return members
+        if entry.isdigit() and int(entry) != os.getpid() and process_is_ours(int(entry), token):
+            found.append(int(entry))
+    return found
 
 
 def kill_leftover(pid: int, token: str) -> bool:
-    """Kill a previous run's agent group. The leader may already be dead while its children live."""
-    members = _group_members(pid)
-    if any(process_is_ours(m, token) for m in members):
-        return kill_group(pid)
-    return False
+    """Kill a previous run's agent: its process group, and every process carrying its token."""
+    killed = False
+    for member in _processes_with_token(token):
+        try:
+            os.kill(member, signal.SIGKILL)
+            killed = True
+        except ProcessLookupError:
+            pass
+    if killed and pid:
+        kill_group(pid)
+    return killed
 
 
 async def recover(core) -> None:
     store = core.store
     for attempt in await store.open_attempts():
         pid, token = attempt.extra.get("pid"), attempt.extra.get("token")
-        if pid and token and kill_leftover(pid, token):
+        if token and kill_leftover(pid, token):
             log.info("killed leftover agent of task #%s (process group %s)", attempt.task_id, pid)
         await store.end_attempt(attempt.extra["id"], "interrupted", "taskpin restarted")
 
