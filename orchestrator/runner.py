@@ -343,16 +343,23 @@ class TaskRunner:
         task = await store.get_task(self.task_id)
         repo = core.settings.repos[task.repo]
         try:
-            await asyncio.to_thread(core.workspaces.commit_all, core.workspaces.path_for(task.id), f"{task.title}\n\ntaskpin task #{task.id}")
+            await asyncio.to_thread(core.workspaces.commit_all, core.workspaces.path_for(task.id),
+                                    f"{task.title}\n\ntaskpin task #{task.id}")
             diff = await asyncio.to_thread(core.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
         except Exception as exc:
             await self._to_failed(Outcome("failed", f"could not commit the agent's work: {exc}"))
             return
-        if task.state is S.BLOCKED:
-            task = await core._transition(task, S.IN_PROGRESS, actor="taskpin", reason="agent finished")
         core.logs.append(task.id, f"[taskpin] finished: {outcome.reason}")
-        await core._transition(task, S.AWAITING_REVIEW, actor="agent", reason=outcome.reason or "finished",
-                               diff=diff.to_dict(), finished_at=utcnow(), failure_reason=None)
+        for _ in range(3):   # an answer may move blocked -> in_progress under us: re-read and retry
+            task = await store.get_task(self.task_id)
+            try:
+                if task.state is S.BLOCKED:
+                    task = await core._transition(task, S.IN_PROGRESS, actor="taskpin", reason="agent finished")
+                await core._transition(task, S.AWAITING_REVIEW, actor="agent", reason=outcome.reason or "finished",
+                                       diff=diff.to_dict(), finished_at=utcnow(), failure_reason=None)
+                return
+            except IllegalTransition:
+                continue
 
     async def _to_failed(self, outcome: Outcome) -> None:
         core = self.core

@@ -44,7 +44,7 @@ async def test_full_life_cycle_with_question_and_changes_requested(tmp_path, git
         assert task.title == "Add a greeting file" and task.branch == f"taskpin/{task.id}-add-a-greeting-file"
         await core.dispatch(task.id, actor="U_OWNER")
         await wait_state(core, task.id, S.BLOCKED)
-        await core.bus.drain()
+        await wait_until(lambda: rec.of(InterventionRequested), what="the intervention event")
         [asked] = rec.of(InterventionRequested)
         assert asked.intervention.prompt == "Which greeting?"
         assert [o.id for o in asked.intervention.options] == ["hi", "hello"]

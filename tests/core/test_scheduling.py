@@ -32,9 +32,8 @@ async def test_dispatches_beyond_the_cap_wait_in_fifo_order(tmp_path, git_repo):
         await wait_state(core, ids[1], S.AWAITING_REVIEW)
         await wait_until(lambda: core.accepts_follow_up(ids[2]), what="third starts")
         assert (await core.get_task(ids[3])).queue_position == 1
-        await core.bus.drain()
-        assert any(isinstance(e, TaskUpdated) and e.task.id == ids[3] and e.task.queue_position == 1
-                   for e in rec.events)
+        await wait_until(lambda: any(isinstance(e, TaskUpdated) and e.task.id == ids[3]
+                                     and e.task.queue_position == 1 for e in rec.events), what="position event")
 
         cancelled = await core.cancel(ids[3], actor="U1")       # cancelling a queued task
         assert cancelled.state is S.FAILED and cancelled.failure_reason == "cancelled"
