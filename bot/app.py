@@ -6,6 +6,10 @@ from slack_bolt.async_app import AsyncApp
 from .listeners import register
 from .services import Services
 
+# Events about the bot's own messages that still matter: someone deleting the board. bolt's
+# built-in self-event filter would drop them (the deleted message's author is the bot).
+KEEP_SELF_SUBTYPES = {"message_deleted"}
+
 
 def build_app(svc: Services, *, http_mode: bool) -> AsyncApp:
     secret = svc.settings.signing_secret.get_secret_value() if svc.settings.signing_secret else None
@@ -13,8 +17,18 @@ def build_app(svc: Services, *, http_mode: bool) -> AsyncApp:
         client=svc.client,
         signing_secret=secret,
         request_verification_enabled=http_mode,   # Socket Mode has no signatures to check
-        ignoring_self_events_enabled=True,
+        ignoring_self_events_enabled=False,       # replaced by ignore_own_events below
     )
+
+    @app.middleware
+    async def ignore_own_events(body, context, next):
+        event = body.get("event") if isinstance(body, dict) else None
+        if isinstance(event, dict) and event.get("subtype") not in KEEP_SELF_SUBTYPES and event.get("type") not in (
+                "member_joined_channel", "member_left_channel"):
+            bot_user, bot_id = context.get("bot_user_id"), context.get("bot_id")
+            if (bot_user and context.get("user_id") == bot_user) or (bot_id and event.get("bot_id") == bot_id):
+                return await context.ack()   # a 200 with no listener, like bolt's own filter
+        await next()
 
     @app.middleware
     async def inject_services(context, next):

@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,19 +30,26 @@ GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_arc
 
 class BoardSync:
     def __init__(self, core: Orchestrator, client: AsyncWebClient, channel: str, *, interval_s: float = 1.0,
-                 naive: bool = False, home_hint: str | None = None):
+                 naive: bool = False, home_hint: str | None = None, close_flush_s: float = 2.0):
         self.core = core
         self.client = client          # a client without the 429 retry handler: we re-render instead
         self.channel = channel
         self.interval_s = interval_s
         self.naive = naive
         self.home_hint = home_hint
+        self.close_flush_s = close_flush_s
         self.ts: str | None = None
         self._dirty = asyncio.Event()
         self._not_before = 0.0        # monotonic time of the next allowed call
+        self._ratelimited_until = 0.0
         self._last_digest: str | None = None
         self._loop_task: asyncio.Task | None = None
         self._sub = None
+        # Repairs the loop owes the board; each stays set until Slack accepted it, so a 429 or a
+        # network error in the middle only postpones it.
+        self._located = False         # the stored board message was checked (or there was none)
+        self._repost = False          # the board message is gone: post a new one
+        self._repin = False           # the board message is not pinned
         self.updates = 0              # chat.update calls made
         self.ratelimited = 0
         self.last_synced_at = 0.0     # monotonic time the last edit was accepted
@@ -49,20 +57,35 @@ class BoardSync:
     # ---- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.ensure_board()
         self._sub = self.core.bus.subscribe(self._on_event, name="board", max_queued=1000)
+        try:
+            await self.ensure_board()   # inline, so the board is in place when start() returns
+        except Exception as exc:
+            if not _transient(exc):
+                raise                   # a wrong channel or a missing scope: say so at start
+            log.warning("could not reach the board yet (%s); will keep trying", _describe(exc))
+            self._backoff(exc)
         self._loop_task = asyncio.create_task(self._run(), name="board-sync")
 
     async def close(self) -> None:
         if self._sub:
             await self.core.bus.unsubscribe(self._sub)
+            self._sub = None
         if self._loop_task:
             self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        # One last edit, so a stopped taskpin does not leave an out-of-date board behind.
+        if self._dirty.is_set() and self._located and time.monotonic() >= self._ratelimited_until:
+            try:
+                await asyncio.wait_for(self._step(), self.close_flush_s)
+            except Exception as exc:  # noqa: BLE001 - shutting down; the next start re-renders
+                log.info("the board was not updated on shutdown: %s", _describe(exc))
 
     async def _on_event(self, event) -> None:
         if isinstance(event, AgentOutput):
             return   # output never changes a card
-        if self.naive:
+        if self.naive and self._located and not (self._repost or self._repin):
             await self._naive_update()
         else:
             self.mark_dirty()
@@ -78,7 +101,8 @@ class BoardSync:
         return render_board(tasks, now=datetime.now(timezone.utc), thread_urls=urls, home_hint=self.home_hint)
 
     async def ensure_board(self) -> None:
-        """Find the stored board message and make sure it is there and pinned; else post a new one."""
+        """Find the stored board message and make sure it is there and pinned; else post a new one.
+        Raises on any Slack error but "the message is gone"; the loop retries what is left."""
         stored = await self.core.kv_get(BOARD_KEY)
         payload = await self.render()
         if stored and stored.get("channel") == self.channel:
@@ -86,47 +110,63 @@ class BoardSync:
             try:
                 await self.client.chat_update(channel=self.channel, ts=self.ts, **payload)
                 self._remember(payload)
-                await self._ensure_pinned()
-                return
             except SlackApiError as exc:
                 if exc.response.get("error") not in GONE:
                     raise
                 log.info("the board message is gone (%s); posting a new one", exc.response.get("error"))
+                self._repost = True
+            else:
+                self._located = True
+                await self._ensure_pinned()
+                return
+        self._repost = True
+        self._located = True
         await self._post_new(payload)
 
     async def _post_new(self, payload: dict) -> None:
         response = await self.client.chat_postMessage(channel=self.channel, **payload)
         self.ts = response["ts"]
-        await self.core.kv_set(BOARD_KEY, {"channel": self.channel, "ts": self.ts})
+        self._repost, self._repin = False, True
         self._remember(payload)
+        await self.core.kv_set(BOARD_KEY, {"channel": self.channel, "ts": self.ts})
         await self._pin()
 
     async def _pin(self) -> None:
+        """Pin the board. A 429 (or a network error) is raised, so that the loop tries again."""
+        self._repin = True
         try:
             await self.client.pins_add(channel=self.channel, timestamp=self.ts)
         except SlackApiError as exc:
+            if _transient(exc):
+                raise
             if exc.response.get("error") != "already_pinned":
                 log.warning("could not pin the board: %s", exc.response.get("error"))
+        self._repin = False
 
     async def _ensure_pinned(self) -> None:
         try:
             response = await self.client.pins_list(channel=self.channel)
             pinned = {item.get("message", {}).get("ts") for item in response.get("items", [])}
         except SlackApiError as exc:
+            if _transient(exc):
+                self._repin = True      # cannot tell: pinning again is harmless (already_pinned)
+                raise
             log.warning("could not list pins: %s", exc.response.get("error"))
             return
         if self.ts not in pinned:
             await self._pin()
 
     async def on_unpinned(self, ts: str) -> None:
-        if ts == self.ts:
+        if ts and ts == self.ts:
             log.info("the board was unpinned; pinning it again")
-            await self._pin()
+            self._repin = True
+            self.mark_dirty()
 
     async def on_deleted(self, ts: str) -> None:
-        if ts == self.ts:
+        if ts and ts == self.ts:
             log.info("the board was deleted; posting it again")
-            await self._post_new(await self.render())
+            self._repost = True
+            self.mark_dirty()
 
     def _remember(self, payload: dict) -> None:
         self._last_digest = _digest(payload)
@@ -142,16 +182,51 @@ class BoardSync:
                 await asyncio.sleep(wait)
             self._dirty.clear()
             try:
-                await self.sync_once()
+                await self._step()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("board sync failed; will try again")
-                self._not_before = time.monotonic() + max(self.interval_s, 5)
-                self._dirty.set()
+            except Exception as exc:
+                if _transient(exc):
+                    log.info("board sync postponed: %s", _describe(exc))
+                else:
+                    log.exception("board sync failed; will try again")
+                self._backoff(exc)
+
+    def _backoff(self, exc: BaseException) -> None:
+        """Try again later: after Retry-After for a 429, else after a few seconds."""
+        if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+            self.ratelimited += 1
+            delay = _retry_after(exc)
+            self._ratelimited_until = time.monotonic() + delay
+        else:
+            delay = max(self.interval_s, 5)
+        self._not_before = max(self._not_before, time.monotonic() + delay)
+        self._dirty.set()            # re-render after the wait: the latest state, not this one
+
+    async def _step(self) -> None:
+        """Whatever the board needs now: found, re-posted, re-pinned, then edited if it changed."""
+        if not self._located:
+            await self.ensure_board()
+        if self._repost:
+            await self._post_new(await self.render())
+        if self._repin:
+            await self._pin()
+        await self._edit()
 
     async def sync_once(self) -> bool:
-        """Render now and edit the board if it changed; True when an edit was sent and accepted."""
+        """Render now and edit the board if it changed; True when an edit was sent and accepted.
+        A 429 schedules the next attempt after Retry-After (with the state of that moment)."""
+        try:
+            return await self._edit()
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            self._backoff(exc)
+            return False
+
+    async def _edit(self) -> bool:
+        if self.ts is None:
+            return False
         payload = await self.render()
         if _digest(payload) == self._last_digest:
             return False
@@ -160,15 +235,10 @@ class BoardSync:
             self.updates += 1
             await self.client.chat_update(channel=self.channel, ts=self.ts, **payload)
         except SlackApiError as exc:
-            error = exc.response.get("error")
-            if exc.response.status_code == 429:
-                self.ratelimited += 1
-                retry_after = float(exc.response.headers.get("Retry-After", 1))
-                self._not_before = time.monotonic() + retry_after
-                self._dirty.set()          # re-render after the wait: the latest state, not this one
-                return False
-            if error in GONE:
-                await self._post_new(await self.render())
+            if exc.response.get("error") in GONE:
+                log.info("the board message is gone (%s); posting a new one", exc.response.get("error"))
+                self._repost = True
+                await self._post_new(payload)
                 return True
             raise
         self._remember(payload)
@@ -184,9 +254,30 @@ class BoardSync:
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 self.ratelimited += 1
-                await asyncio.sleep(float(exc.response.headers.get("Retry-After", 1)))
+                await asyncio.sleep(_retry_after(exc))
             else:
                 log.warning("board update failed: %s", exc.response.get("error"))
+            self.mark_dirty()        # the loop repairs or catches up
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    try:
+        return max(0.0, float(exc.response.headers.get("Retry-After", 1)))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _transient(exc: BaseException) -> bool:
+    """A 429, a Slack server error or a network problem: worth trying again later."""
+    if isinstance(exc, SlackApiError):
+        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    return isinstance(exc, (OSError, asyncio.TimeoutError, aiohttp.ClientError))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return f"{exc.response.status_code} {exc.response.get('error')}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _digest(payload: dict) -> str:

@@ -98,14 +98,21 @@ class Runtime:
         return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
 
     async def close(self) -> None:
+        """Stop taking requests, bring the board up to date, then stop the agents and the store.
+        Every step runs even when an earlier one fails: a half-closed runtime keeps agents alive."""
+        steps = []
         if self.socket:
-            await self.socket.close_async()
+            steps.append(("the Socket Mode connection", self.socket.close_async))
         if self.web_runner:
-            await self.web_runner.cleanup()
-        await self.svc.board.close()
-        await self.svc.threads.close()
-        await self.poster.close()
-        await self.core.close()
+            steps.append(("the HTTP server", self.web_runner.cleanup))
+        steps += [("the board", self.svc.board.close), ("the task threads", self.svc.threads.close),
+                  ("the poster", self.poster.close), ("the core", self.core.close)]
+        for what, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("could not close %s cleanly", what)
+        self.socket = self.web_runner = None
 
 
 async def serve(core_settings: Settings, slack: SlackSettings) -> None:

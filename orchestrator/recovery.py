@@ -13,6 +13,7 @@ import os
 import signal
 from datetime import datetime, timezone
 
+from .events import InterventionResolved
 from .models import InterventionStatus
 from .runner import RESTART_PROMPT
 from .states import TaskState
@@ -80,7 +81,9 @@ async def recover(core) -> None:
         if task.id in queued:
             continue   # it never started; it keeps its place in the queue
         for iv in await store.interventions(task.id, status=InterventionStatus.PENDING):
-            await store.resolve_intervention(iv.id, InterventionStatus.CANCELLED)
+            resolved = await store.resolve_intervention(iv.id, InterventionStatus.CANCELLED)
+            if resolved:   # the surface removes the question's buttons: its agent is gone
+                core.bus.publish(InterventionResolved(task, resolved))
         can_resume = False
         try:
             can_resume = core.harness(task.agent).supports_resume and bool(await store.last_session_id(task.id))

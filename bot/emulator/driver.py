@@ -52,14 +52,41 @@ class UserActions:
         return await self._act_on_message(user, channel, message_ts, action_id, value,
                                           ("static_select", "overflow"), **kw)
 
-    async def _act_on_message(self, user, channel, message_ts, action_id, value, types, *,
-                              timeout=None, expect_ack=True) -> Ack:
+    async def check_boxes(self, user: str, channel: str, message_ts: str, action_id: str,
+                          values: list[str], **kw) -> Ack:
+        """Tick exactly `values` in a checkboxes element on a message (the others are unticked).
+
+        Like the Slack client, this sends a block_actions with the new selection, and keeps it in
+        the message's state: a later click on that message (e.g. a Submit button) by the same user
+        carries it in `state.values`.
+        """
+        u = self._user(user)
+        ch, msg, ephemeral = self._find_on_message(u["id"], channel, message_ts)
+        block, el = _find_element(msg.get("blocks"), action_id, None, ("checkboxes",), f"message {message_ts}")
+        chosen = payloads.state_value(el, list(values))["selected_options"]
+        state = self._message_states().setdefault((u["id"], ch.id, message_ts), {})
+        state.setdefault(block["block_id"], {})[el["action_id"]] = {"type": "checkboxes",
+                                                                    "selected_options": chosen}
+        act = payloads.action(block, el, None)
+        act["selected_options"] = copy.deepcopy(chosen)
+        return await self._deliver_message_action(u, ch, msg, ephemeral, act, **kw)
+
+    def _message_states(self) -> dict:
+        """(user, channel, message ts) -> state.values of that user's unsent inputs on the message."""
+        return self.__dict__.setdefault("_msg_input_state", {})
+
+    async def _act_on_message(self, user, channel, message_ts, action_id, value, types, **kw) -> Ack:
         u = self._user(user)
         ch, msg, ephemeral = self._find_on_message(u["id"], channel, message_ts)
         block, el = _find_element(msg.get("blocks"), action_id, value, types, f"message {message_ts}")
-        url = self.issue_response_url(u["id"], ch, message_ts, ephemeral)
-        p = payloads.block_actions_on_message(u, ch, msg, payloads.action(block, el, value),
-                                              self.ws.issue_trigger(u["id"]), url, ephemeral)
+        return await self._deliver_message_action(u, ch, msg, ephemeral, payloads.action(block, el, value), **kw)
+
+    async def _deliver_message_action(self, u, ch, msg, ephemeral, act, *, timeout=None, expect_ack=True) -> Ack:
+        url = self.issue_response_url(u["id"], ch, msg["ts"], ephemeral)
+        p = payloads.block_actions_on_message(u, ch, msg, act, self.ws.issue_trigger(u["id"]), url, ephemeral)
+        state = self._message_states().get((u["id"], ch.id, msg["ts"]))
+        if state:
+            p["state"] = {"values": copy.deepcopy(state)}
         return await self.deliver("interactive", p, timeout=timeout, expect_ack=expect_ack)
 
     # --- views ----------------------------------------------------------------------------
@@ -172,6 +199,37 @@ class UserActions:
         p = payloads.global_shortcut(u, callback_id, self.ws.issue_trigger(u["id"]))
         return await self.deliver("interactive", p, **kw)
 
+    # --- someone else changes the bot's messages (admins can) ------------------------------
+    async def user_unpin(self, user: str, channel: str, ts: str, **kw) -> Ack | None:
+        """A user unpins a message: the pin goes, and the app gets `pin_removed` (if it can be reached)."""
+        u, ch = self._user(user), self.ws.require_channel(channel)
+        msg = ch.msgs.get(ts)
+        pin = next((p for p in ch.pins if p["ts"] == ts), None)
+        if msg is None or pin is None:
+            raise AssertionError(f"message {ts} is not pinned in {channel}")
+        ch.pins.remove(pin)
+        msg["pinned_to"] = [c for c in msg.get("pinned_to", []) if c != ch.id]
+        if not msg["pinned_to"]:
+            msg.pop("pinned_to")
+        event = {"type": "pin_removed", "user": u["id"], "channel_id": ch.id,
+                 "item": {"type": "message", "channel": ch.id, "created": pin["created"],
+                          "created_by": pin["created_by"], "message": copy.deepcopy(msg)},
+                 "has_pins": bool(ch.pins), "event_ts": self.ws.clock.next()}
+        if not self.dispatcher.can_deliver():
+            return None
+        return await self.send_event(event, **kw)
+
+    async def user_delete(self, user: str, channel: str, ts: str, **kw) -> Ack | None:
+        """A user (an admin, for someone else's message) deletes a message: it and its pins go, and
+        the app gets `message` with subtype `message_deleted`, like Slack sends."""
+        self._user(user)
+        ch = self.ws.require_channel(channel)
+        if ts not in ch.msgs:
+            raise AssertionError(f"no message {ts} in {channel}")
+        old = self.ws.delete_message(ch, ts)
+        if not self.dispatcher.can_deliver():
+            return None
+        return await self.send_event(payloads.message_deleted_event(old, ch, self.ws.clock.next()), **kw)
 
 def _find_element(blocks, action_id, value, types, where):
     found = [(b, el) for b, el in iter_elements(blocks or []) if el.get("action_id") == action_id

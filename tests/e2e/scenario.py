@@ -1,6 +1,7 @@
 """The user's journey, step by step, through the emulator: reusable across modes and restarts."""
 from __future__ import annotations
 
+from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
 from orchestrator import TaskState
 
@@ -41,15 +42,22 @@ async def wait_board(emu, predicate, timeout: float = 6.0, what: str = "board"):
 
 
 async def create_by_slash(emu, core, text="Add a greeting file") -> int:
+    before = {t.id for t in await core.list_tasks()}
     ack = await emu.slash_command(OWNER, "/task", text)
     assert ack.acked and ack.latency < 3
-    tasks = await core.list_tasks()
-    return tasks[-1].id
+
+    async def created():   # the ack comes first, the task a moment later
+        return [t.id for t in await core.list_tasks() if t.id not in before]
+    new = await emu.wait_for(created, timeout=5)
+    return new[-1]
 
 
-async def click_card(emu, user: str, action: ActionId, task_id: int):
-    return await emu.click_button(user, BOARD, board_message(emu)["ts"], make_action_id(action, task_id),
-                                  str(task_id))
+async def click_card(emu, user: str, action: ActionId, task_id: int, timeout: float = 6.0):
+    """Click a card's button, once the board shows it (a user cannot click what is not there yet)."""
+    action_id = make_action_id(action, task_id)
+    await wait_board(emu, lambda _: any(el.get("action_id") == action_id for _b, el in iter_elements(
+        board_message(emu).get("blocks") or [])), timeout=timeout, what=f"{action_id} button on the board")
+    return await emu.click_button(user, BOARD, board_message(emu)["ts"], action_id, str(task_id))
 
 
 def thread_of(emu, task_id: int) -> tuple[str, list[dict]]:
