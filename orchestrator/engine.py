@@ -315,7 +315,10 @@ class Orchestrator:
         self.logs.append(task.id, f"[taskpin] {actor} answered: {answer.text or ', '.join(answer.option_ids)}")
         task = await self.store.get_task(task.id)
         if not runner.requests and task.state is S.BLOCKED:
-            task = await self._transition(task, S.IN_PROGRESS, actor=actor, reason="answered")
+            try:
+                task = await self._transition(task, S.IN_PROGRESS, actor=actor, reason="answered")
+            except IllegalTransition:   # the run ended meanwhile; the answer still stands
+                task = await self.store.get_task(task.id)
         self.bus.publish(InterventionResolved(task, resolved))
         runner.poke()
         return resolved

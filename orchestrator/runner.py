@@ -44,6 +44,7 @@ class Outcome:
     reason: str = ""
     retryable: bool = False   # for failed: worth another automatic attempt
     actor: str = "taskpin"
+    expired: bool = False     # failed because nobody answered the agent in time
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class TaskRunner:
             return None
         if why.startswith("expire:"):
             return Outcome("failed", f"nobody answered the agent within {settings.intervention_timeout_s:g}s "
-                                     "(intervention timeout)")
+                                     "(intervention timeout)", expired=True)
         return None
 
     async def _on_event(self, event) -> Outcome | None:
@@ -317,7 +318,8 @@ class TaskRunner:
                 if self.attempt_id:
                     await store.end_attempt(self.attempt_id, "interrupted", "taskpin stopped")
                 return
-            await self._close_interventions()
+            await self._close_interventions(InterventionStatus.EXPIRED if outcome.expired
+                                            else InterventionStatus.CANCELLED)
             if self.attempt_id:
                 await store.end_attempt(self.attempt_id, outcome.kind, outcome.reason or None)
             if outcome.kind == "finished":
@@ -331,10 +333,10 @@ class TaskRunner:
             self.done.set()
             core._runner_done(self)
 
-    async def _close_interventions(self) -> None:
+    async def _close_interventions(self, status: InterventionStatus) -> None:
         for iv_id in list(self.requests):
             self.requests.pop(iv_id, None)
-            resolved = await self.core.store.resolve_intervention(iv_id, InterventionStatus.CANCELLED)
+            resolved = await self.core.store.resolve_intervention(iv_id, status)
             if resolved:
                 self.core.bus.publish(InterventionResolved(await self.core.store.get_task(self.task_id), resolved))
 
@@ -363,13 +365,16 @@ class TaskRunner:
 
     async def _to_failed(self, outcome: Outcome) -> None:
         core = self.core
-        task = await core.store.get_task(self.task_id)
-        if task.state not in (S.IN_PROGRESS, S.BLOCKED):
-            return
         reason = outcome.reason or outcome.kind
-        core.logs.append(task.id, f"[taskpin] failed: {reason}")
-        try:
-            await core._transition(task, S.FAILED, actor=outcome.actor, reason=reason, failure_reason=reason,
-                                   finished_at=utcnow(), retryable=True)
-        except IllegalTransition:
-            log.warning("task #%s moved before it could be failed", task.id)
+        core.logs.append(self.task_id, f"[taskpin] failed: {reason}")
+        for _ in range(3):   # an answer may move blocked -> in_progress under us: re-read and retry
+            task = await core.store.get_task(self.task_id)
+            if task.state not in (S.IN_PROGRESS, S.BLOCKED):
+                return
+            try:
+                await core._transition(task, S.FAILED, actor=outcome.actor, reason=reason, failure_reason=reason,
+                                       finished_at=utcnow(), retryable=True)
+                return
+            except IllegalTransition:
+                continue
+        log.warning("task #%s kept moving; it could not be failed", self.task_id)

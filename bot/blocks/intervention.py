@@ -231,7 +231,9 @@ def _outcome(intervention: InterventionView) -> str:
         after = f" after {fmt_elapsed(intervention.created_at, intervention.resolved_at)}"
     chosen = [_chosen_label(intervention.options, option_id) for option_id in intervention.answer_options]
     reply = _quote(intervention.answer_text, ANSWER_TEXT_MAX) if (intervention.answer_text or "").strip() else ""
-    if intervention.kind == InterventionKind.PERMISSION and not chosen:
+    permission = intervention.kind == InterventionKind.PERMISSION
+    # A reply to a permission is a deny with a message (the core fills in the deny option).
+    if permission and (not chosen or (reply and _chose_deny(intervention))):
         text = f"🚫 {who} denied it{after} with a message:"
     elif chosen:
         denied = intervention.kind == InterventionKind.PERMISSION and _chose_deny(intervention)

@@ -29,8 +29,9 @@ def create_task_modal(
     if len(private_metadata) > PRIVATE_METADATA_MAX:
         raise ValueError(f"private_metadata over {PRIVATE_METADATA_MAX} characters")
     blocks = [
-        _text_input(InputId.TITLE, "Title", initial=one_line(title), max_length=TASK_TITLE_MAX,
-                    placeholder="Fix the login redirect loop"),
+        # Optional: the core titles a task with the first line of its prompt.
+        _text_input(InputId.TITLE, "Title", initial=one_line(title), max_length=TASK_TITLE_MAX, optional=True,
+                    placeholder="the first line of the prompt"),
         _text_input(InputId.PROMPT, "What should the agent do?", initial=prompt, max_length=PLAIN_TEXT_INPUT_MAX,
                     multiline=True, placeholder="Describe the change, where to look and how to check it"),
         _choice_input(InputId.REPO, "Repository", repos, default_repo),

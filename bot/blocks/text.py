@@ -43,6 +43,11 @@ def escape_mrkdwn(s: str) -> str:
     return _BROADCAST.sub("@" + WORD_JOINER, s.translate(_ESCAPE_MRKDWN))
 
 
+def unescape_slack(s: str) -> str:
+    """What a user typed, from the `text` Slack sends (which has ``&``, ``<`` and ``>`` as entities)."""
+    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def one_line(s: str) -> str:
     """Collapse newlines and runs of whitespace: titles and list items stay on one line."""
     return _WHITESPACE.sub(" ", s).strip()

@@ -166,7 +166,11 @@ class UserActions:
     # --- messages, Home, shortcuts --------------------------------------------------------
     async def user_message(self, user: str, channel: str, text: str, thread_ts: str | None = None,
                            *, timeout: float | None = None, expect_ack: bool = True) -> Ack:
-        """The user posts a message (or a thread reply); the app gets the `message` event."""
+        """The user posts a message (or a thread reply); the app gets the `message` event.
+
+        `text` is what the user typed. Like Slack, the message's `text` carries it with ``&``, ``<``
+        and ``>`` escaped as entities (so typed text can never look like a ``<@U…>`` mention);
+        the rich_text block holds it as typed."""
         u, ch = self._user(user), self.ws.require_channel(channel)
         if u["id"] not in ch.members:
             raise AssertionError(f"{user} is not a member of {channel}")
@@ -175,7 +179,8 @@ class UserActions:
             root = self.ws.thread_root(ch, thread_ts)
             if root is None:
                 raise AssertionError(f"no message {thread_ts} to reply to in {channel}")
-        msg = self.ws.add_message(ch, {"user": u["id"], "text": text, "blocks": payloads.rich_text(text),
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        msg = self.ws.add_message(ch, {"user": u["id"], "text": escaped, "blocks": payloads.rich_text(text),
                                        "client_msg_id": payloads.random_id("", 8).lower()}, root)
         ack = await self.send_event(payloads.message_event(msg, ch), timeout=timeout, expect_ack=expect_ack)
         ack.message = copy.deepcopy(msg)

@@ -7,6 +7,7 @@ from slack_bolt.async_app import AsyncApp
 
 from orchestrator import Answer, TaskState
 
+from ..blocks.text import unescape_slack
 from ..home import publish_home
 from ..services import Services, services_of
 from ..threads import task_for_thread
@@ -38,7 +39,7 @@ async def on_message(body, event, context) -> None:
         return
     task_id = await task_for_thread(svc.core, thread_ts)
     if task_id is not None:
-        await on_thread_reply(svc, task_id, user, event.get("text") or "", thread_ts)
+        await on_thread_reply(svc, task_id, user, unescape_slack(event.get("text") or ""), thread_ts)
 
 
 async def on_thread_reply(svc: Services, task_id: int, user: str, text: str, thread_ts: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
+from ..blocks.text import unescape_slack
 from ..ids import CallbackId
 from ..services import services_of
 from .commands import open_create_modal
@@ -14,6 +15,6 @@ def register(app: AsyncApp) -> None:
 
 async def on_message_shortcut(ack, body, shortcut, context, client) -> None:
     await ack()
-    prompt = (shortcut.get("message") or {}).get("text", "")
+    prompt = unescape_slack((shortcut.get("message") or {}).get("text", ""))
     await open_create_modal(services_of(context), client, shortcut["trigger_id"], shortcut["user"]["id"],
                             prompt=prompt)

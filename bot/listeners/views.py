@@ -1,6 +1,8 @@
 """Modal submissions: create a task, request changes. Field errors go back into the modal."""
 from __future__ import annotations
 
+import re
+
 from slack_bolt.async_app import AsyncApp
 
 from orchestrator import InvalidInput, NotAllowed
@@ -10,9 +12,15 @@ from ..ids import CallbackId, InputId
 from ..services import services_of
 from .feedback import tell, tell_error
 
-# Which field an InvalidInput is about, judged by what the core's message names.
-_FIELD_WORDS = (("repository", InputId.REPO), ("agent", InputId.AGENT), ("branch", InputId.BASE_BRANCH),
-                ("title", InputId.TITLE))
+# Which field an InvalidInput is about, judged by how the core's message is phrased. Only the
+# phrasing counts, never a bare word: "the task needs a prompt: say what the agent should do"
+# names the agent but is about the prompt, and a rejected branch name may contain any word.
+_FIELD_PATTERNS = (
+    (re.compile(r"is not a valid branch name$"), InputId.BASE_BRANCH),
+    (re.compile(r"^the title "), InputId.TITLE),
+    (re.compile(r"^(?:there is no|choose an?|no) repository\b"), InputId.REPO),
+    (re.compile(r"^(?:there is no|choose an?|no) agent\b"), InputId.AGENT),
+)
 
 
 def register(app: AsyncApp) -> None:
@@ -21,8 +29,8 @@ def register(app: AsyncApp) -> None:
 
 
 def field_for(message: str) -> InputId:
-    lowered = message.lower()
-    return next((field for word, field in _FIELD_WORDS if word in lowered), InputId.PROMPT)
+    lowered = message.strip().lower()
+    return next((field for pattern, field in _FIELD_PATTERNS if pattern.search(lowered)), InputId.PROMPT)
 
 
 async def on_create_task(ack, body, view, context) -> None:

@@ -125,7 +125,7 @@ async def test_time_blocked_on_a_human_is_not_idle_and_the_intervention_reminds_
         await core.bus.drain()
         assert len(rec.of(InterventionReminder)) == 1
         [iv] = await core.store.interventions(task.id)
-        assert iv.status.value == "cancelled" and iv.reminded_at is not None
+        assert iv.status.value == "expired" and iv.reminded_at is not None
     finally:
         await core.close()
 
