@@ -1,0 +1,108 @@
+"""4. Event ingest: 50 agents writing output and usage lines, ramped until the core stops keeping up.
+
+50 `emitter` agents start together (a go-file holds the start time) and follow one schedule of
+per-agent rates (lines/s): 50, 100, 200 (the headline step, longer), 400, 800, 1600. One line in 10
+is a usage line (a store write per line); the others are output lines carrying their write time.
+taskpin runs in this process: events/s = AgentOutput + UsageReported events delivered by the core's
+bus to a counting subscriber (plus any it dropped); lag = an output line's write time in the agent
+until that delivery; CPU = time.process_time() of this process (taskpin, and the in-process Slack
+emulator, which is nearly idle here; the agents are other processes), per 10k events. Every 100 ms
+the bench samples the bus subscriptions' pending/dropped counts and the runners' event inboxes.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from orchestrator import AgentOutput, UsageReported
+
+from .harness import OWNER, Figure, agent, live_sessions, ms, not_started, pct, progress, stack, wait_until
+
+NAME = "ingest"
+FULL = [(50, 3), (100, 3), (200, 8), (400, 4), (800, 4), (1600, 4)]
+QUICK = [(100, 1), (200, 1.5)]
+HEADLINE = 200
+USAGE_EVERY = 10
+
+
+async def run(quick: bool) -> list[Figure]:
+    n_agents, schedule = (4, QUICK) if quick else (50, FULL)
+    with tempfile.TemporaryDirectory(prefix="taskpin-bench-ingest-") as tmp:
+        go = Path(tmp) / "go"
+        env = dict(BENCH_SCHEDULE=",".join(f"{r}:{s}" for r, s in schedule), BENCH_USAGE_EVERY=USAGE_EVERY,
+                   BENCH_GO_FILE=go, BENCH_HANG=1)
+        async with stack({"emitter": agent("emitter", **env)}, tasks=n_agents) as st:
+            core = st.core
+            received: list[float] = []                 # delivery times, every event
+            lags: list[tuple[float, float]] = []       # (delivery time, lag), output events
+
+            async def count(event) -> None:
+                now = time.time()
+                if isinstance(event, AgentOutput):
+                    received.append(now)
+                    _step, written = event.text.split(" ", 1)
+                    lags.append((now, now - float(written)))
+                elif isinstance(event, UsageReported):
+                    received.append(now)
+
+            mine = core.bus.subscribe(count, name="bench-counter", max_queued=10**7)
+            for task in await core.list_tasks():
+                await core.dispatch(task.id, actor=OWNER)
+            await wait_until(lambda: live_sessions(core) >= n_agents, timeout=45, soft=True)
+            live, failed = live_sessions(core), await not_started(core)
+            start = time.time() + 0.5
+            (Path(tmp) / "go.tmp").write_text(repr(start))
+            os.replace(Path(tmp) / "go.tmp", go)
+            progress(f"{live} agents emitting; schedule {schedule}" + (f"; failed: {failed}" if failed else ""))
+
+            bounds, t = [], start
+            for _rate, seconds in schedule:
+                bounds.append((t, t + seconds))
+                t += seconds
+            cpu_at: dict[float, float] = {}
+            peaks = {"pending": 0, "inbox": 0}
+            while time.time() < t + 1.0:
+                now = time.time()
+                for edge in [b for pair in bounds for b in pair]:
+                    if edge <= now and edge not in cpu_at:
+                        cpu_at[edge] = time.process_time()
+                peaks["pending"] = max(peaks["pending"], *(s.pending for s in core.bus._subs if s is not mine))
+                peaks["inbox"] = max([peaks["inbox"], *(r._inbox.qsize() for r in list(core._runners.values()))])
+                await asyncio.sleep(0.1)
+            dropped = {s.name: s.dropped for s in core.bus._subs}
+
+    steps = []
+    for (rate, _s), (a, b) in zip(schedule, bounds):
+        a_in = a + min(0.5, (b - a) / 3)                       # skip the ramp's edge
+        n = sum(1 for x in received if a_in <= x < b)
+        step_lags = [lag for x, lag in lags if a_in <= x < b]
+        cpu = cpu_at.get(b, 0) - cpu_at.get(a, 0)
+        steps.append({"rate": rate, "offered": rate * n_agents, "events_per_s": n / (b - a_in),
+                      "lag_p50": pct(step_lags, 50), "lag_p99": pct(step_lags, 99),
+                      "cpu_per_10k": cpu / max(1, sum(1 for x in received if a <= x < b)) * 10_000})
+    head = next(s for s in steps if s["rate"] == HEADLINE)
+    sustained = [s for s in steps if s["lag_p99"] is not None and s["lag_p99"] < 1.0 and s["events_per_s"] >= 0.9 * s["offered"]]
+    best = max(sustained, key=lambda s: s["events_per_s"]) if sustained else None
+    ramp = "; ".join(f"{s['rate']}/s/agent: {s['events_per_s']:.0f} ev/s, lag p99 "
+                     f"{ms(s['lag_p99'])} ms, {s['cpu_per_10k']:.2f} CPU s/10k" for s in steps)
+    return [
+        Figure(f"events processed per second ({n_agents} agents x {HEADLINE} lines/s)", round(head["events_per_s"]),
+               "events/s", f">= {head['offered']}", samples=len(received),
+               notes=f"{live} agents live; 1 line in {USAGE_EVERY} is usage (one store write each). ramp: {ramp}"
+                     + (f"; agents that failed to start: {failed}" if failed else "")),
+        Figure("lag, line written -> event delivered, p50", ms(head["lag_p50"]), "ms"),
+        Figure("lag, line written -> event delivered, p99", ms(head["lag_p99"]), "ms"),
+        Figure("CPU seconds per 10k events", round(head["cpu_per_10k"], 3), "CPU s",
+               notes="this process: taskpin plus the in-process emulator; agents excluded"),
+        Figure("highest sustained rate (lag p99 < 1 s, >= 90% of offered)",
+               round(best["events_per_s"]) if best else None, "events/s",
+               notes=f"at {best['rate'] if best else '-'} lines/s per agent; 2 cores shared with the agents"),
+        Figure("peak events per second in the ramp", round(max(s["events_per_s"] for s in steps)), "events/s"),
+        Figure("max pending events in a bus subscription", peaks["pending"], "events", "<= 10000",
+               notes=f"subscriptions drop output/usage beyond their bound; dropped: {dropped}"),
+        Figure("max events queued in a runner's inbox", peaks["inbox"], "events",
+               notes="TaskRunner._inbox is an unbounded asyncio.Queue between the harness pump and the consumer"),
+    ]
