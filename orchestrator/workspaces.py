@@ -7,8 +7,10 @@ branch name is checked with `git check-ref-format --branch` before git sees it.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -145,6 +147,16 @@ def _worktrees(repo: git.Repo) -> dict[Path, str | None]:
 
 # ---- workspaces -------------------------------------------------------------------------
 
+_REPO_LOCKS: dict[str, threading.Lock] = {}
+_REPO_LOCKS_GUARD = threading.Lock()
+
+
+def _repo_lock(repo_path: Path) -> threading.Lock:
+    key = os.path.realpath(repo_path)
+    with _REPO_LOCKS_GUARD:
+        return _REPO_LOCKS.setdefault(key, threading.Lock())
+
+
 class Workspaces:
     def __init__(self, root: Path):
         self.root = Path(root).expanduser().resolve()
@@ -168,6 +180,12 @@ class Workspaces:
         return []
 
     def create(self, repo_path: Path, base_branch: str, task_id: int, branch: str) -> Path:
+        # git's worktree bookkeeping is not safe against itself: `worktree list` fails while
+        # another `worktree add` of the same repository is half done. One at a time per repo.
+        with _repo_lock(repo_path):
+            return self._create(repo_path, base_branch, task_id, branch)
+
+    def _create(self, repo_path: Path, base_branch: str, task_id: int, branch: str) -> Path:
         path = self.path_for(task_id)
         repo = _open(repo_path)
         _check_branch(branch)
@@ -282,6 +300,10 @@ class Workspaces:
         return [path for path, head in _worktrees(_open(repo_path)).items() if head == ref]
 
     def remove(self, task_id: int, repo_path: Path) -> None:
+        with _repo_lock(repo_path):
+            self._remove(task_id, repo_path)
+
+    def _remove(self, task_id: int, repo_path: Path) -> None:
         path = self.path_for(task_id)
         try:
             repo = _open(repo_path)

@@ -332,3 +332,22 @@ def test_create_reports_branch_checked_out_elsewhere(repo, ws):
     branch, _ = make_task(ws, repo)
     with pytest.raises(WorkspaceError, match="already checked out at '.*1'.*git worktree remove"):
         ws.create(repo, "main", 2, branch)
+
+
+def test_many_worktrees_created_at_once_all_succeed(tmp_path):
+    """git's worktree bookkeeping races with itself; taskpin serializes it per repository."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "a@b"], ["config", "user.name", "a"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    (repo / "f").write_text("x\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "i"], cwd=repo, check=True)
+    ws = Workspaces(tmp_path / "wt")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        paths = list(pool.map(lambda i: ws.create(repo, "main", i, f"taskpin/{i}-t"), range(1, 41)))
+    assert all((p / "f").exists() for p in paths)
