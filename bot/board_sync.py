@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from orchestrator import AgentOutput, Orchestrator
 
 from .blocks.board import render_board
+from .budget import MethodBudget
 from .threads import thread_urls
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_arc
 
 class BoardSync:
     def __init__(self, core: Orchestrator, client: AsyncWebClient, channel: str, *, interval_s: float = 1.0,
-                 naive: bool = False, home_hint: str | None = None, close_flush_s: float = 2.0):
+                 naive: bool = False, home_hint: str | None = None, close_flush_s: float = 2.0,
+                 update_budget: MethodBudget | None = None):
         self.core = core
         self.client = client          # a client without the 429 retry handler: we re-render instead
         self.channel = channel
@@ -38,6 +40,7 @@ class BoardSync:
         self.naive = naive
         self.home_hint = home_hint
         self.close_flush_s = close_flush_s
+        self.update_budget = update_budget or MethodBudget()   # chat.update, shared with the threads
         self.ts: str | None = None
         self._dirty = asyncio.Event()
         self._not_before = 0.0        # monotonic time of the next allowed call
@@ -198,6 +201,7 @@ class BoardSync:
             self.ratelimited += 1
             delay = _retry_after(exc)
             self._ratelimited_until = time.monotonic() + delay
+            self.update_budget.pause(delay)
         else:
             delay = max(self.interval_s, 5)
         self._not_before = max(self._not_before, time.monotonic() + delay)
@@ -230,6 +234,12 @@ class BoardSync:
         payload = await self.render()
         if _digest(payload) == self._last_digest:
             return False
+        wait = self.update_budget.wait_time()
+        if wait > 0:   # out of chat.update budget: edit later, with the state of that moment
+            self._not_before = time.monotonic() + wait
+            self._dirty.set()
+            return False
+        self.update_budget.take()
         self._not_before = time.monotonic() + self.interval_s
         try:
             self.updates += 1

@@ -19,6 +19,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from .budget import TokenBucket
+
 log = logging.getLogger(__name__)
 
 
@@ -38,25 +40,6 @@ class _Item:
     future: asyncio.Future = field(compare=False)
     coalesce_key: str | None = field(compare=False, default=None)
     cancelled: bool = field(compare=False, default=False)
-
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.capacity = rate, float(burst)
-        self.tokens, self.updated = float(burst), time.monotonic()
-
-    def wait_time(self) -> float:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        self.tokens -= 1
-
-    def pause(self, seconds: float) -> None:
-        """Slack said 429: spend the budget for that long."""
-        self.tokens = min(self.tokens, 0) - seconds * self.rate
 
 
 class ChannelPoster:

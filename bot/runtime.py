@@ -15,6 +15,7 @@ from orchestrator import Orchestrator, Settings
 
 from .app import build_app
 from .board_sync import BoardSync
+from .budget import MethodBudget
 from .poster import ChannelPoster
 from .services import Services
 from .settings import SlackSettings
@@ -48,9 +49,11 @@ class Runtime:
         paced = make_client(slack, retry_rate_limits=False)
         poster = ChannelPoster(paced)
         channel = slack.board_channel or ""
+        updates = MethodBudget(per_minute=slack.chat_update_per_minute)   # chat.update: board + threads
         threads = TaskThreads(core, client, poster, channel, output_interval_s=slack.output_summary_interval_s,
-                              workspace_url=slack.workspace_url)
-        board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync)
+                              workspace_url=slack.workspace_url, update_budget=updates)
+        board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync,
+                          update_budget=updates)
         runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads), poster)
         try:
             await threads.start()

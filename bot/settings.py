@@ -21,6 +21,9 @@ class SlackSettings(BaseSettings):
     board_sync_interval_s: float = Field(default=1.0, gt=0, validation_alias="TASKPIN_BOARD_SYNC_INTERVAL_S")
     # One chat.update per state change: the naive design, kept only as the benchmarks' baseline.
     board_naive_sync: bool = Field(default=False, validation_alias="TASKPIN_BOARD_NAIVE_SYNC")
+    # chat.update calls per minute taskpin allows itself (Slack's Tier 3 is about 50): the board
+    # and the task threads share them, the board first.
+    chat_update_per_minute: float = Field(default=50, gt=0, validation_alias="TASKPIN_CHAT_UPDATE_PER_MINUTE")
     output_summary_interval_s: float = Field(default=10.0, gt=0,
                                              validation_alias="TASKPIN_OUTPUT_SUMMARY_INTERVAL_S")
     workspace_url: str | None = Field(default=None, validation_alias=AliasChoices("TASKPIN_SLACK_WORKSPACE_URL"))

@@ -29,6 +29,7 @@ from orchestrator import (
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
 from .blocks.thread import dispatch_message, milestone_message, output_summary_message, result_message, review_message
+from .budget import MethodBudget
 from .poster import ChannelPoster, Priority
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,14 @@ async def task_for_thread(core: Orchestrator, thread_ts: str) -> int | None:
 
 class TaskThreads:
     def __init__(self, core: Orchestrator, client: AsyncWebClient, poster: ChannelPoster, channel: str, *,
-                 output_interval_s: float = 10.0, workspace_url: str | None = None):
+                 output_interval_s: float = 10.0, workspace_url: str | None = None,
+                 update_budget: MethodBudget | None = None):
         self.core = core
         self.client = client
         self.poster = poster
         self.channel = channel
         self.output_interval_s = output_interval_s
+        self.update_budget = update_budget or MethodBudget()   # chat.update, shared with the board
         self.workspace_url = workspace_url.rstrip("/") if workspace_url else None
         self._threads: dict[int, asyncio.Future] = {}
         self._intervention_posts: dict[int, asyncio.Future] = {}
@@ -170,10 +173,12 @@ class TaskThreads:
         try:
             data = await self._reply(task, render_intervention(task, iv, owner=task.owner), Priority.INTERVENTION)
             await self.core.kv_set(INTERVENTION_KEY + str(iv.id), {"channel": self.channel, "ts": data["ts"]})
-            future.set_result(data["ts"])
+            if not future.done():
+                future.set_result(data["ts"])
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()
             raise
 
     async def _close_intervention(self, task: TaskView, iv) -> None:
@@ -189,6 +194,7 @@ class TaskThreads:
             ts = stored and stored.get("ts")
         if not ts:
             return
+        await self.update_budget.acquire_spare()   # the board's edits come first
         await self.client.chat_update(channel=self.channel, ts=ts, **render_intervention_resolved(task, iv))
         self._intervention_posts.pop(iv.id, None)
 

@@ -308,11 +308,9 @@ class Orchestrator:
         if resolved is None:
             raise ActionRefused("this question was answered a moment ago")
         runner.requests.pop(iv.id, None)
-        try:
-            await runner.session.answer(request.request_id, answer, request)
-        except Exception as exc:
-            log.warning("task #%s: the answer could not reach the agent: %s", task.id, exc)
         self.logs.append(task.id, f"[taskpin] {actor} answered: {answer.text or ', '.join(answer.option_ids)}")
+        # Back to in_progress before the agent hears the answer: if it asks again at once,
+        # that next question moves the task to blocked again, in order.
         task = await self.store.get_task(task.id)
         if not runner.requests and task.state is S.BLOCKED:
             try:
@@ -320,6 +318,10 @@ class Orchestrator:
             except IllegalTransition:   # the run ended meanwhile; the answer still stands
                 task = await self.store.get_task(task.id)
         self.bus.publish(InterventionResolved(task, resolved))
+        try:
+            await runner.session.answer(request.request_id, answer, request)
+        except Exception as exc:
+            log.warning("task #%s: the answer could not reach the agent: %s", task.id, exc)
         runner.poke()
         return resolved
 

@@ -21,7 +21,7 @@ class TaskLogs:
         handle = self._open.get(task_id)
         if handle is None:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = self._open[task_id] = open(self.path(task_id), "a", encoding="utf-8", buffering=1)
+            handle = self._open[task_id] = open(self.path(task_id), "a", encoding="utf-8")  # flushed by tail() and close()
         handle.write(line.rstrip("\n") + "\n")
 
     def close(self, task_id: int | None = None) -> None:

@@ -61,6 +61,34 @@ class _StreamEnded:
     pass
 
 
+USAGE_FLUSH_S = 0.5   # usage is written to the store (and reported) at most this often
+
+
+class UsageMeter:
+    """A run's usage: totals kept in memory for budget checks, written to the store in batches."""
+
+    def __init__(self, input_tokens: int, output_tokens: int, cost_usd: float):
+        self.totals = [input_tokens, output_tokens, cost_usd]
+        self.pending = [0, 0, 0.0]
+        self.flushed_at = time.monotonic()
+
+    def add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        for i, value in enumerate((input_tokens, output_tokens, cost_usd)):
+            self.totals[i] += value
+            self.pending[i] += value
+
+    @property
+    def has_pending(self) -> bool:
+        return any(self.pending)
+
+    def flush_due_at(self) -> float | None:
+        return self.flushed_at + USAGE_FLUSH_S if self.has_pending else None
+
+    def take(self) -> tuple[int, int, float]:
+        pending, self.pending, self.flushed_at = self.pending, [0, 0, 0.0], time.monotonic()
+        return pending[0], pending[1], pending[2]
+
+
 def compose_follow_up(original_prompt: str, message: str) -> str:
     """For agents that cannot resume a session: restate the task, then the new message."""
     return f"{original_prompt}\n\n---\nFollow-up from the reviewer:\n{message}"
@@ -76,6 +104,7 @@ class TaskRunner:
         self.attempt_number = 0
         self._inbox: asyncio.Queue = asyncio.Queue()
         self._stop_outcome: Outcome | None = None
+        self.usage = UsageMeter(0, 0, 0.0)
         # pending intervention id -> (monotonic time asked, reminded yet)
         self._intervention_clock: dict[int, tuple[float, bool]] = {}
         self.done = asyncio.Event()
@@ -152,6 +181,8 @@ class TaskRunner:
     async def _attempt(self, harness: Harness, task: TaskView, workdir, prompt: str, resume_id: str | None) -> Outcome:
         core, store = self.core, self.core.store
         self.attempt_id, self.attempt_number, token = await store.start_attempt(task.id, harness.kind)
+        latest = await store.get_task(task.id)
+        self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd)
         spec = SessionSpec(task_id=task.id, workdir=workdir, prompt=prompt, attempt=self.attempt_number,
                            env={"TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
                            log_path=core.logs.path(task.id))
@@ -168,6 +199,7 @@ class TaskRunner:
         finally:
             pump.cancel()
             await self._stop_session()
+            await self._flush_usage()
 
     async def _pump(self, session: AgentSession) -> None:
         try:
@@ -189,6 +221,9 @@ class TaskRunner:
                 running_budget -= now - last_tick
             last_tick = now
             deadline, why = self._next_deadline(now, last_event, running_budget)
+            flush_at = self.usage.flush_due_at()
+            if flush_at is not None and flush_at < deadline:
+                deadline, why = flush_at, "usage"
             try:
                 item = await asyncio.wait_for(self._inbox.get(), timeout=max(0.0, deadline - now))
             except asyncio.TimeoutError:
@@ -235,6 +270,9 @@ class TaskRunner:
             self._intervention_clock[iv_id] = (created, True)
             await self.core._remind(iv_id)
             return None
+        if why == "usage":
+            await self._flush_usage()
+            return None
         if why.startswith("expire:"):
             return Outcome("failed", f"nobody answered the agent within {settings.intervention_timeout_s:g}s "
                                      "(intervention timeout)", expired=True)
@@ -253,9 +291,11 @@ class TaskRunner:
             case InterventionRequest():
                 await self._on_intervention(event)
             case Usage(input_tokens=i, output_tokens=o, cost_usd=c):
-                task = await store.add_usage(task_id, self.attempt_id, i, o, c)
-                core.bus.publish(UsageReported(task_id, task.input_tokens, task.output_tokens, task.cost_usd))
-                return self._budget_outcome(task)
+                self.usage.add(i, o, c)
+                over_budget = self._budget_outcome(*self.usage.totals)
+                if over_budget or time.monotonic() >= self.usage.flush_due_at():
+                    await self._flush_usage()
+                return over_budget
             case SessionIdAssigned(session_id=sid):
                 await store.update_attempt(self.attempt_id, harness_session_id=sid)
             case Finished(summary=summary):
@@ -264,15 +304,21 @@ class TaskRunner:
                 return Outcome("failed", error, retryable=retryable)
         return None
 
-    def _budget_outcome(self, task: TaskView) -> Outcome | None:
+    def _budget_outcome(self, input_tokens: int, output_tokens: int, cost_usd: float) -> Outcome | None:
         settings = self.core.settings
-        tokens = task.input_tokens + task.output_tokens
+        tokens = input_tokens + output_tokens
         if settings.max_tokens_per_task and tokens > settings.max_tokens_per_task:
             return Outcome("failed", f"budget exceeded: {tokens} tokens used, the cap is {settings.max_tokens_per_task}")
-        if settings.max_cost_per_task_usd and task.cost_usd > settings.max_cost_per_task_usd:
-            return Outcome("failed", f"budget exceeded: ${task.cost_usd:.2f} spent, the cap is "
+        if settings.max_cost_per_task_usd and cost_usd > settings.max_cost_per_task_usd:
+            return Outcome("failed", f"budget exceeded: ${cost_usd:.2f} spent, the cap is "
                                      f"${settings.max_cost_per_task_usd:.2f}")
         return None
+
+    async def _flush_usage(self) -> None:
+        if not self.usage.has_pending or self.attempt_id is None:
+            return
+        totals = await self.core.store.add_usage(self.task_id, self.attempt_id, *self.usage.take())
+        self.core.bus.publish(UsageReported(self.task_id, *totals))
 
     async def _on_intervention(self, request: InterventionRequest) -> None:
         core, store = self.core, self.core.store

@@ -104,7 +104,8 @@ async def test_interventions_resolve_once_and_usage_accumulates(db_url):
         assert first.answered_by == "U1" and first.answer_options == ("allow",) and second is None
         attempt_id, number, token = await store.start_attempt(task.id, "command")
         await store.add_usage(task.id, attempt_id, 100, 20, 0.5)
-        view = await store.add_usage(task.id, attempt_id, 1, 2, 0.25)
+        assert await store.add_usage(task.id, attempt_id, 1, 2, 0.25) == (101, 22, 0.75)
+        view = await store.get_task(task.id)
         assert (view.input_tokens, view.output_tokens, view.cost_usd) == (101, 22, 0.75)
         assert view.attempts == 1 and number == 1 and len(token) == 32
     finally:

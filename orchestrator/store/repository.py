@@ -219,7 +219,8 @@ class Store:
         return value
 
     async def add_usage(self, task_id: int, attempt_id: int | None, input_tokens: int, output_tokens: int,
-                        cost_usd: float) -> TaskView:
+                        cost_usd: float) -> tuple[int, int, float]:
+        """Add usage to the task and its attempt; returns the task's new totals (in, out, cost)."""
         async with self.session() as s, s.begin():
             await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(
                 input_tokens=TaskRow.input_tokens + input_tokens,
@@ -230,7 +231,9 @@ class Store:
                     input_tokens=AttemptRow.input_tokens + input_tokens,
                     output_tokens=AttemptRow.output_tokens + output_tokens,
                     cost_usd=AttemptRow.cost_usd + cost_usd))
-        return await self.get_task(task_id)
+            row = (await s.execute(select(TaskRow.input_tokens, TaskRow.output_tokens, TaskRow.cost_usd)
+                                   .where(TaskRow.id == task_id))).one()
+        return int(row[0]), int(row[1]), float(row[2])
 
     async def transitions(self, task_id: int) -> list[TransitionRecord]:
         async with self.session() as s:

@@ -7,31 +7,34 @@ permission round trip with a real Bash tool call.
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId
 from orchestrator import TaskState
 
 from tests.agents.clis import require_cli
 from tests.core.helpers import wait_state, wait_until
+from tests.harness_helpers import (
+    ACP_AGENT,
+    WRITE_ASK,
+    acp_agent_env,
+    acp_agent_log,
+    alive,
+    group_members,
+    processes_running,
+)
 
+from .agent_ui import blocked_on_permission, click_option
 from .conftest import BOARD, OWNER
-from .scenario import click_card, create_by_slash, thread_of, wait_board, wait_thread
+from .scenario import click_card, create_by_slash, thread_of, wait_thread
 
 S = TaskState
-AGENT = Path(__file__).resolve().parent.parent / "agents" / "acp_agent.py"
 
 pytestmark = pytest.mark.timeout(60)
 
-WRITE_ASK = {"ask": {"id": "call-1", "title": "Write greeting.txt", "kind": "edit",
-                     "input": {"path": "greeting.txt", "content": "hello\n"},
-                     "write": {"path": "greeting.txt", "content": "hello\n"}}}
 # The agent keeps working a moment after an answer. Finishing within a few ms of the answer
 # races the core: TaskRunner._to_review reads the task (blocked) before committing, the
 # answer moves it to in_progress meanwhile, and the stale blocked -> in_progress transition
@@ -40,79 +43,13 @@ AFTER_ANSWER = {"sleep": 0.5}
 
 
 def scripted_acp(tmp_path: Path, steps: list, next_steps: list | None = None) -> dict:
-    env = {"ACP_AGENT_SCRIPT": json.dumps(steps), "ACP_AGENT_LOG": str(tmp_path / "acp-agent.jsonl"),
-           "ACP_AGENT_STATE_DIR": str(tmp_path / "acp-state")}
-    if next_steps is not None:
-        env["ACP_AGENT_NEXT"] = json.dumps(next_steps)
-    return {"acp": {"kind": "acp", "command": [sys.executable, str(AGENT)], "mode": "default", "env": env,
+    env = acp_agent_env(tmp_path, steps, next_steps, prefix="acp-")
+    return {"acp": {"kind": "acp", "command": [sys.executable, str(ACP_AGENT)], "mode": "default", "env": env,
                     "stop_grace_s": 1}}
 
 
 def agent_log(tmp_path: Path, event: str) -> list[dict]:
-    path = tmp_path / "acp-agent.jsonl"
-    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return [e for e in entries if e["event"] == event]
-
-
-def group_members(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of a process group: their command names."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                head, rest = fh.read().rsplit(b")", 1)
-        except OSError:
-            continue
-        fields = rest.split()
-        if fields[2] == str(pgid).encode() and fields[0] != b"Z":
-            found.append(head.split(b"(", 1)[1].decode(errors="replace"))
-    return found
-
-
-def processes_running(needle: str) -> list[int]:
-    """Live processes whose command line contains needle."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmdline and alive(int(name)):
-            found.append(int(name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-async def click_option(emu, message: dict, label: str):
-    """Click the answer button with this label on an intervention message in the thread."""
-    for _block, element in iter_elements(message.get("blocks") or []):
-        if element.get("type") == "button" and element.get("text", {}).get("text") == label:
-            return await emu.click_button(OWNER, BOARD, message["ts"], element["action_id"], element.get("value"))
-    raise AssertionError(f"no {label!r} button on {emu.text_of(message)!r}")
-
-
-async def blocked_on_permission(emu, core, task_id: int, needle: str) -> dict:
-    """Dispatch; the card turns blocked and the thread shows the agent's real request."""
-    await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
-    await wait_state(core, task_id, S.BLOCKED, timeout=30)
-    await wait_board(emu, lambda t: "Blocked" in t and f"#{task_id}" in t, what="card blocked")
-    return await wait_thread(emu, task_id, needle, timeout=10)
+    return acp_agent_log(tmp_path, event, prefix="acp-")
 
 
 # ---- the scripted ACP agent ---------------------------------------------------------------

@@ -115,3 +115,19 @@ async def test_coalesced_mode_sends_far_fewer_edits_for_the_same_changes(emu, ta
     burst_s = time.monotonic() - started       # ~0.1 s: the first change is shown at once, the rest 1 s later
     await wait_board(emu, lambda t: "coalesced 9" in t, what="the last card")
     assert 1 <= len(updates(emu, started, ok=None)) <= 2 + int(burst_s / 1.0)
+
+
+async def test_board_and_thread_edits_share_one_chat_update_budget():
+    """The board goes first; other chat.update callers wait for what leaves its reserve."""
+    from bot.budget import MethodBudget
+
+    budget = MethodBudget(per_minute=600, burst=3, reserve=2)   # 10/s to keep the test short
+    assert budget.wait_time() == 0
+    budget.take()                                                # the board edits
+    started = asyncio.get_running_loop().time()
+    await budget.acquire_spare()                                 # a thread edit: 2 must stay for the board
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.05 <= waited < 1.0
+    assert budget.wait_time() == 0                               # the board can still edit at once
+    budget.pause(1.0)                                            # a 429 with Retry-After 1
+    assert budget.wait_time() >= 1.0

@@ -2,7 +2,6 @@
 emulator, offline against a scripted fake of the Anthropic Messages API."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -14,6 +13,7 @@ from orchestrator.runner import RESTART_PROMPT
 
 from tests.core.helpers import wait_state, wait_until
 from tests.fakes.anthropic_api import FakeAnthropic, all_text, ask, bash, block_text, question, text, tool_results
+from tests.harness_helpers import alive, claude_code_options, processes_running
 
 from .conftest import BOARD, OWNER
 from .scenario import click_card, create_by_slash, thread_of, wait_board, wait_thread
@@ -21,7 +21,6 @@ from .scenario import click_card, create_by_slash, thread_of, wait_board, wait_t
 pytest.importorskip("claude_agent_sdk")
 
 S = TaskState
-MODEL = "claude-sonnet-4-5"
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ async def api():
 
 
 def claude_agent(api: FakeAnthropic, tmp_path) -> dict:
-    return {"claude": {"kind": "claude-code", "model": MODEL, "env": api.cli_env(home=tmp_path / "claude-home")}}
+    return {"claude": claude_code_options(api, tmp_path / "claude-home")}
 
 
 async def click_option(emu, message: dict, label: str):
@@ -40,32 +39,6 @@ async def click_option(emu, message: dict, label: str):
         if el.get("type") == "button" and label in (el.get("text") or {}).get("text", ""):
             return await emu.click_button(OWNER, BOARD, message["ts"], el["action_id"], el.get("value"))
     raise AssertionError(f"no {label!r} button on {emu.text_of(message)!r}")
-
-
-def attempt_processes(marker: str) -> list[int]:
-    """Live processes whose command line contains `marker`."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker in cmd and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 async def dispatch(emu, core, prompt: str) -> int:
@@ -119,15 +92,15 @@ async def test_cancel_while_a_tool_runs_fails_the_task_and_leaves_no_process(emu
     task_id = await dispatch(emu, core, "Run the long job")
     request = await wait_thread(emu, task_id, marker, timeout=20)
     await click_option(emu, request, "Approve")
-    await wait_until(lambda: attempt_processes(marker), timeout=20, what="the long command to run")
+    await wait_until(lambda: processes_running(marker), timeout=20, what="the long command to run")
     runner = core._runners[task_id]
     cli = runner.session.pid
-    assert cli and pid_alive(cli)
+    assert cli and alive(cli)
 
     await click_card(emu, OWNER, ActionId.CANCEL, task_id)
     failed = await wait_state(core, task_id, S.FAILED, timeout=20)
     assert failed.failure_reason == "cancelled"
-    await wait_until(lambda: not attempt_processes(marker) and not pid_alive(cli), timeout=10,
+    await wait_until(lambda: not processes_running(marker) and not alive(cli), timeout=10,
                      what="no CLI and no long command left")
     await wait_board(emu, lambda t: "cancelled" in t, what="the cancelled card")
 

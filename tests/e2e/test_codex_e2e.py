@@ -8,23 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId
 from orchestrator import TaskState
 
 from tests.agents.clis import require_cli
 from tests.core.helpers import wait_state, wait_until
 from tests.fakes.openai_responses import MODEL, FakeResponses
+from tests.harness_helpers import cmdline, codex_options
 
+from .agent_ui import blocked_on_permission, click_option
 from .conftest import BOARD, OWNER
 from .scenario import click_card, create_by_slash, thread_of, wait_board, wait_thread
 
 S = TaskState
 pytestmark = pytest.mark.timeout(60)
-
-# Codex's sandbox (bubblewrap + seccomp) works in this container; where it does not, set
-# TASKPIN_TEST_CODEX_SANDBOX=danger-full-access (approvals still come from approval_policy).
-SANDBOX = os.environ.get("TASKPIN_TEST_CODEX_SANDBOX", "workspace-write")
 
 
 @pytest.fixture
@@ -35,25 +32,7 @@ async def api():
 
 def codex_agent(api: FakeResponses, tmp_path: Path, **options) -> dict:
     exe = require_cli("codex", "npm install @openai/codex")
-    home = api.write_codex_home(tmp_path / "codex-home")
-    return {"codex": {"kind": "codex", "command": [exe, "app-server"], "codex_home": str(home), "model": MODEL,
-                      # untrusted: Codex asks before every command that is not known to be read-only
-                      "approval_policy": "untrusted", "sandbox": SANDBOX, "env": api.env(), "stop_grace_s": 2,
-                      **options}}
-
-
-async def click_option(emu, message: dict, label: str):
-    for _block, element in iter_elements(message.get("blocks") or []):
-        if element.get("type") == "button" and element.get("text", {}).get("text") == label:
-            return await emu.click_button(OWNER, BOARD, message["ts"], element["action_id"], element.get("value"))
-    raise AssertionError(f"no {label!r} button on {emu.text_of(message)!r}")
-
-
-async def blocked_on_permission(emu, core, task_id: int, needle: str) -> dict:
-    await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
-    await wait_state(core, task_id, S.BLOCKED, timeout=30)
-    await wait_board(emu, lambda t: "Blocked" in t and f"#{task_id}" in t, what="card blocked")
-    return await wait_thread(emu, task_id, needle, timeout=10)
+    return {"codex": codex_options(exe, api, tmp_path, model=MODEL, **options)}
 
 
 def processes_in(path: Path) -> dict[int, int]:
@@ -135,7 +114,7 @@ async def test_codex_cancel_while_a_command_runs(emu, taskpin, tmp_path, api):
 
     def sleeping():
         procs = processes_in(workdir)
-        return procs if any(_cmdline(p).startswith("sleep 30") for p in procs) else None
+        return procs if any(cmdline(p).startswith("sleep 30") for p in procs) else None
     procs = await wait_until(sleeping, timeout=20, what="sleep 30 to run in the worktree")
     sessions = set(procs.values()) - {os.getsid(0)}
     await click_card(emu, OWNER, ActionId.CANCEL, task_id)
@@ -143,11 +122,3 @@ async def test_codex_cancel_while_a_command_runs(emu, taskpin, tmp_path, api):
     assert task.failure_reason == "cancelled"
     await wait_until(lambda: not processes_in(workdir) and not alive_in_sessions(sessions), timeout=5,
                      what="codex and sleep to be gone")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
