@@ -91,7 +91,7 @@ async def run(quick: bool) -> list[Figure]:
     return [
         Figure(f"events processed per second ({n_agents} agents x {HEADLINE} lines/s)", round(head["events_per_s"]),
                "events/s", f">= {head['offered']}", samples=len(received),
-               notes=f"{live} agents live; 1 line in {USAGE_EVERY} is usage (one store write each). ramp: {ramp}"
+               notes=f"{live} agents live; 1 line in {USAGE_EVERY} is usage (written to the store in 0.5 s batches). ramp: {ramp}"
                      + (f"; agents that failed to start: {failed}" if failed else "")),
         Figure("lag, line written -> event delivered, p50", ms(head["lag_p50"]), "ms"),
         Figure("lag, line written -> event delivered, p99", ms(head["lag_p99"]), "ms"),
@@ -104,5 +104,5 @@ async def run(quick: bool) -> list[Figure]:
         Figure("max pending events in a bus subscription", peaks["pending"], "events", "<= 10000",
                notes=f"subscriptions drop output/usage beyond their bound; dropped: {dropped}"),
         Figure("max events queued in a runner's inbox", peaks["inbox"], "events",
-               notes="TaskRunner._inbox is an unbounded asyncio.Queue between the harness pump and the consumer"),
+               notes="TaskRunner._inbox: beyond 2000 queued events the pump stops reading the agent (backpressure)"),
     ]

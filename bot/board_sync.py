@@ -60,7 +60,8 @@ class BoardSync:
     # ---- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._sub = self.core.bus.subscribe(self._on_event, name="board", max_queued=1000)
+        self._sub = self.core.bus.subscribe(self._on_event, name="board", max_queued=1000,
+                                            ignore=(AgentOutput,))   # output never changes a card
         try:
             await self.ensure_board()   # inline, so the board is in place when start() returns
         except Exception as exc:
@@ -86,8 +87,6 @@ class BoardSync:
                 log.info("the board was not updated on shutdown: %s", _describe(exc))
 
     async def _on_event(self, event) -> None:
-        if isinstance(event, AgentOutput):
-            return   # output never changes a card
         if self.naive and self._located and not (self._repost or self._repin):
             await self._naive_update()
         else:

@@ -93,10 +93,11 @@ Handler = Callable[[Event], Awaitable[None]]
 
 
 class Subscription:
-    def __init__(self, handler: Handler, name: str, max_queued: int):
+    def __init__(self, handler: Handler, name: str, max_queued: int, ignore: tuple[type, ...] = ()):
         self.handler = handler
         self.name = name
         self.max_queued = max_queued
+        self.ignore = ignore
         self.dropped = 0
         self._queue: deque[Event] = deque()
         self._ready = asyncio.Event()
@@ -105,7 +106,7 @@ class Subscription:
         self._busy = False
 
     def offer(self, event: Event) -> None:
-        if self._closed:
+        if self._closed or isinstance(event, self.ignore):
             return
         if isinstance(event, DROPPABLE) and len(self._queue) >= self.max_queued:
             self.dropped += 1
@@ -155,8 +156,10 @@ class EventBus:
         self._subs: list[Subscription] = []
         self._max_queued = max_queued
 
-    def subscribe(self, handler: Handler, *, name: str = "subscriber", max_queued: int | None = None) -> Subscription:
-        sub = Subscription(handler, name, max_queued or self._max_queued)
+    def subscribe(self, handler: Handler, *, name: str = "subscriber", max_queued: int | None = None,
+                  ignore: tuple[type, ...] = ()) -> Subscription:
+        """Deliver events to `handler`, in order, except those of the `ignore` types."""
+        sub = Subscription(handler, name, max_queued or self._max_queued, ignore)
         sub._task = asyncio.get_running_loop().create_task(sub._run(), name=f"events:{name}")
         self._subs.append(sub)
         return sub

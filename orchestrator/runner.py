@@ -61,6 +61,7 @@ class _StreamEnded:
     pass
 
 
+INBOX_LIMIT = 2000    # agent events waiting for the runner; beyond it the pump stops reading
 USAGE_FLUSH_S = 0.5   # usage is written to the store (and reported) at most this often
 
 
@@ -102,7 +103,8 @@ class TaskRunner:
         self.requests: dict[int, InterventionRequest] = {}   # pending intervention id -> request
         self.attempt_id: int | None = None
         self.attempt_number = 0
-        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._inbox: asyncio.Queue = asyncio.Queue()   # agent events (bounded by the pump) and controls
+        self._room = asyncio.Event()
         self._stop_outcome: Outcome | None = None
         self.usage = UsageMeter(0, 0, 0.0)
         # pending intervention id -> (monotonic time asked, reminded yet)
@@ -204,6 +206,9 @@ class TaskRunner:
     async def _pump(self, session: AgentSession) -> None:
         try:
             async for event in session.events():
+                while self._inbox.qsize() >= INBOX_LIMIT:   # backpressure: the agent's pipe fills up
+                    self._room.clear()
+                    await self._room.wait()
                 self._inbox.put_nowait(event)
         except Exception as exc:
             self._inbox.put_nowait(Failed(f"lost the agent's event stream: {exc}"))
@@ -231,6 +236,8 @@ class TaskRunner:
                 if outcome:
                     return outcome
                 continue
+            if self._inbox.qsize() < INBOX_LIMIT // 2:
+                self._room.set()
             if isinstance(item, (_Poke, _Stop)):
                 last_event = time.monotonic() if isinstance(item, _Poke) else last_event
                 continue
