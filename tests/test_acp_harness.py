@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,73 +27,28 @@ from orchestrator.harness import (
 from orchestrator.harness.acp import AcpHarness, AcpSession
 from orchestrator.models import Answer, InterventionKind, Option
 
-AGENT = Path(__file__).resolve().parent / "agents" / "acp_agent.py"
+from tests.harness_helpers import ACP_AGENT, WRITE_ASK, acp_agent_env, alive, collect, of
+from tests.harness_helpers import acp_agent_log as agent_log
 
 pytestmark = pytest.mark.timeout(30)
-
-WRITE_ASK = {"ask": {"id": "call-1", "title": "Write greeting.txt", "kind": "edit",
-                     "input": {"path": "greeting.txt", "content": "hello\n"},
-                     "write": {"path": "greeting.txt", "content": "hello\n"}}}
 
 
 def make_harness(**options) -> AcpHarness:
     options.setdefault("stop_grace_s", 1.0)
-    return AcpHarness(AgentConfig(kind="acp", command=[sys.executable, str(AGENT)], **options))
+    return AcpHarness(AgentConfig(kind="acp", command=[sys.executable, str(ACP_AGENT)], **options))
 
 
 def make_spec(tmp_path: Path, steps: list | None = None, *, next_steps: list | None = None,
               prompt: str = "write a greeting", env: dict | None = None, **kw) -> SessionSpec:
-    full_env = {"ACP_AGENT_LOG": str(tmp_path / "agent.jsonl"), "ACP_AGENT_STATE_DIR": str(tmp_path / "state")}
-    if steps is not None:
-        full_env["ACP_AGENT_SCRIPT"] = json.dumps(steps)
-    if next_steps is not None:
-        full_env["ACP_AGENT_NEXT"] = json.dumps(next_steps)
-    full_env.update(env or {})
+    full_env = {**acp_agent_env(tmp_path, steps, next_steps), **(env or {})}
     workdir = tmp_path / "wt"
     workdir.mkdir(exist_ok=True)
     return SessionSpec(task_id=3, workdir=workdir, prompt=prompt, env=full_env, **kw)
 
 
-def agent_log(tmp_path: Path, event: str | None = None) -> list[dict]:
-    path = tmp_path / "agent.jsonl"
-    entries = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return [e for e in entries if event is None or e["event"] == event]
-
-
-async def collect(session: AgentSession, on_request=None, timeout: float = 15) -> list:
-    """Every event until Finished/Failed; on_request(event) answers interventions."""
-    events = []
-
-    async def run():
-        async for event in session.events():
-            events.append(event)
-            if isinstance(event, InterventionRequest) and on_request is not None:
-                await on_request(event)
-
-    await asyncio.wait_for(run(), timeout)
-    return events
-
-
-def answering(session: AgentSession, answer: Answer):
-    async def on_request(event: InterventionRequest):
-        await session.answer(event.request_id, answer, event)
-    return on_request
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def of(events: list, kind) -> list:
-    return [e for e in events if isinstance(e, kind)]
+def answering(answer: Answer):
+    """An on_request for collect(): every request gets `answer`."""
+    return lambda event: answer
 
 
 # ---- configuration ------------------------------------------------------------------------
@@ -144,7 +98,7 @@ async def test_allowed_permission_writes_the_file_and_maps_everything(tmp_path):
     assert isinstance(session, AcpSession) and isinstance(session, AgentSession)
     assert session.pid and session.supports_follow_up
     try:
-        events = await collect(session, answering(session, Answer(option_ids=("allow-once",))))
+        events = await collect(session, answering(Answer(option_ids=("allow-once",))))
     finally:
         await session.stop()
 
@@ -195,7 +149,7 @@ async def test_rejected_permission_writes_nothing(tmp_path):
     spec = make_spec(tmp_path, [WRITE_ASK])
     session = await harness.start(spec)
     try:
-        events = await collect(session, answering(session, Answer(option_ids=("reject-once",))))
+        events = await collect(session, answering(Answer(option_ids=("reject-once",))))
     finally:
         await session.stop()
     assert not (spec.workdir / "greeting.txt").exists()
@@ -213,7 +167,7 @@ async def test_a_thread_reply_deny_rejects_and_sends_the_text_as_the_next_prompt
     # What the core sends for a thread reply to a permission: the deny option plus the text.
     reply = Answer(option_ids=("reject-once",), text="use hello.txt instead")
     try:
-        events = await collect(session, answering(session, reply))
+        events = await collect(session, answering(reply))
     finally:
         await session.stop()
     assert not (spec.workdir / "greeting.txt").exists()
@@ -226,7 +180,7 @@ async def test_a_thread_reply_deny_rejects_and_sends_the_text_as_the_next_prompt
 async def test_text_alone_also_picks_the_reject_option(tmp_path):
     session = await make_harness().start(make_spec(tmp_path, [WRITE_ASK]))
     try:
-        events = await collect(session, answering(session, Answer(text="no, not now")))
+        events = await collect(session, answering(Answer(text="no, not now")))
     finally:
         await session.stop()
     assert [e["option_id"] for e in agent_log(tmp_path, "permission")] == ["reject-once"]

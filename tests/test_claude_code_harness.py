@@ -37,9 +37,12 @@ from tests.fakes.anthropic_api import (
     tool_results,
 )
 
+from tests.core.helpers import wait_until
+from tests.harness_helpers import CLAUDE_MODEL as MODEL
+from tests.harness_helpers import alive, claude_code_options, collect, of, processes_running, processes_with_env
+
 pytest.importorskip("claude_agent_sdk")
 
-MODEL = "claude-sonnet-4-5"
 # One fake call (100 input, 20 output tokens) at claude-sonnet-4-5 list prices ($3 / $15 per Mtok).
 CALL_COST = 100 * 3e-6 + 20 * 15e-6
 
@@ -58,8 +61,7 @@ def workdir(tmp_path):
 
 
 def make_harness(api: FakeAnthropic, tmp_path, **options):
-    env = {**api.cli_env(home=tmp_path / "home"), **options.pop("env", {})}
-    return build_harness("claude", AgentConfig(kind="claude-code", model=MODEL, env=env, **options))
+    return build_harness("claude", AgentConfig(**claude_code_options(api, tmp_path / "home", **options)))
 
 
 def make_spec(workdir, prompt="Do the thing", **kw) -> SessionSpec:
@@ -67,72 +69,18 @@ def make_spec(workdir, prompt="Do the thing", **kw) -> SessionSpec:
     return SessionSpec(task_id=1, workdir=workdir, prompt=prompt, env={"TASKPIN_ATTEMPT_TOKEN": token}, **kw)
 
 
-async def run(session, on_request=None, timeout: float = 40.0) -> list:
+def unexpected(event):
+    raise AssertionError(f"unexpected request {event}")
+
+
+async def run(session, on_request=unexpected, timeout: float = 40.0) -> list:
     """Collect events until Finished/Failed; `on_request(event)` returns the Answer for each request."""
-    events = []
-
-    async def consume():
-        async for event in session.events():
-            events.append(event)
-            if isinstance(event, InterventionRequest):
-                assert on_request is not None, f"unexpected request {event}"
-                answer = on_request(event)
-                if asyncio.iscoroutine(answer):
-                    answer = await answer
-                if answer is not None:
-                    await session.answer(event.request_id, answer, event)
-
-    await asyncio.wait_for(consume(), timeout)
-    return events
-
-
-def of(events, kind) -> list:
-    return [e for e in events if isinstance(e, kind)]
+    return await collect(session, on_request, timeout)
 
 
 def token_processes(token: str) -> list[int]:
     """Live processes whose environment carries this attempt token (the CLI and all it started)."""
-    marker = f"TASKPIN_ATTEMPT_TOKEN={token}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker in env and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-def processes_with_cmdline(needle: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if needle in cmd and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-async def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return value
+    return processes_with_env(f"TASKPIN_ATTEMPT_TOKEN={token}")
 
 
 # ---- permissions ---------------------------------------------------------------------------
@@ -286,7 +234,7 @@ async def _start_long_command(api, tmp_path, workdir):
                 await session.answer(event.request_id, Answer(option_ids=("allow",)), event)
 
     consumer = asyncio.create_task(consume())
-    await wait_until(lambda: processes_with_cmdline(marker), what="the long command to run")
+    await wait_until(lambda: processes_running(marker), timeout=20, what="the long command to run")
     return session, consumer, events, marker, token
 
 
@@ -299,11 +247,12 @@ async def test_interrupt_while_a_long_command_runs(api, tmp_path, workdir):
         assert isinstance(events[-1], Failed) and not events[-1].retryable
         assert "interrupt" in events[-1].error
         assert time.monotonic() - started < 10
-        assert not processes_with_cmdline(marker)          # the tool was killed with the turn
+        # The tool dies with the turn (the CLI reaps it a moment after reporting the interrupt).
+        await wait_until(lambda: not processes_running(marker), 3, "the tool killed with the turn")
     finally:
         await session.stop()
     await wait_until(lambda: not token_processes(token), 5, "no process of the attempt")
-    assert not processes_with_cmdline(marker)
+    assert not processes_running(marker)
 
 
 async def test_stop_while_a_long_command_runs_leaves_nothing_behind(api, tmp_path, workdir):
@@ -316,8 +265,8 @@ async def test_stop_while_a_long_command_runs_leaves_nothing_behind(api, tmp_pat
     assert time.monotonic() - started < 12
     assert isinstance(events[-1], Failed) and not events[-1].retryable
     await wait_until(lambda: not token_processes(token), 5, "no process of the attempt")
-    assert not processes_with_cmdline(marker)
-    assert not os.path.exists(f"/proc/{cli}") or open(f"/proc/{cli}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    assert not processes_running(marker)
+    assert not alive(cli)
     await session.stop()   # twice is fine
 
 

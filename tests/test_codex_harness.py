@@ -19,17 +19,15 @@ from orchestrator.harness.base import (
     ToolActivity,
     Usage,
 )
-from orchestrator.harness.codex import CodexHarness, CodexSession, _descendants, _proc_table
+from orchestrator.harness.codex import CodexHarness, CodexSession
 from orchestrator.harness.errors import HarnessConfigError
+from orchestrator.harness.process import descendants, proc_table
 from orchestrator.harness.registry import build_harness
 from orchestrator.models import Answer, InterventionKind
 
 from tests.agents.clis import require_cli
 from tests.fakes.openai_responses import FakeResponses
-
-# Codex's own sandbox (bubblewrap + seccomp) works in this container; where it does not, run
-# the tests with TASKPIN_TEST_CODEX_SANDBOX=danger-full-access (approvals are unaffected).
-SANDBOX = os.environ.get("TASKPIN_TEST_CODEX_SANDBOX", "workspace-write")
+from tests.harness_helpers import cmdline, codex_options
 
 
 @pytest.fixture
@@ -51,11 +49,7 @@ def workdir(tmp_path) -> Path:
 
 
 def make_harness(codex_bin: str, api: FakeResponses, tmp_path: Path, **options) -> CodexHarness:
-    home = api.write_codex_home(tmp_path / "codex-home")
-    config = {"kind": "codex", "command": [codex_bin, "app-server"], "codex_home": str(home),
-              "approval_policy": "untrusted", "sandbox": SANDBOX, "env": api.env(), "stop_grace_s": 2,
-              **options}
-    return build_harness("codex", AgentConfig(**config))
+    return build_harness("codex", AgentConfig(**codex_options(codex_bin, api, tmp_path, **options)))
 
 
 def spec(workdir: Path, prompt: str = "Write out.txt", **kw) -> SessionSpec:
@@ -76,8 +70,8 @@ async def next_event(session: CodexSession, events, kinds, timeout: float = 20.0
 
 def leftovers(tree: set[int], sessions: set[int]) -> list[str]:
     """Live processes of the app-server's tree, or of the sessions its commands ran in."""
-    table = _proc_table()
-    return [f"{p} {_cmdline(p)}" for p, (_pp, _pg, state, sid) in table.items()
+    table = proc_table()
+    return [f"{p} {cmdline(p)}" for p, (_pp, _pg, state, sid) in table.items()
             if state != b"Z" and p != os.getpid() and (p in tree or sid in sessions)]
 
 
@@ -176,10 +170,10 @@ async def test_interrupt_during_a_long_command_leaves_no_process(codex_bin, api,
     try:
         await next_event(session, events, ToolActivity)
         for _ in range(100):   # until the sleep is running
-            table = _proc_table()
-            tree = _descendants(session.pid, table) | {session.pid}
+            table = proc_table()
+            tree = descendants(session.pid, table) | {session.pid}
             sessions = {table[p][3] for p in tree if p in table} - {os.getsid(0)}
-            if any(_cmdline(p).startswith("sleep") for p in tree):
+            if any(cmdline(p).startswith("sleep") for p in tree):
                 break
             await asyncio.sleep(0.05)
         else:
@@ -283,14 +277,6 @@ async def test_a_failed_turn_is_reported(codex_bin, api, tmp_path, workdir):
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
 
 def _turn_ids(api: FakeResponses) -> set[str]:
     import json

@@ -32,6 +32,8 @@ from orchestrator.harness import (
 from orchestrator.harness.command import CommandHarness, CommandSession
 from orchestrator.models import Answer, InterventionKind, Option
 
+from tests.harness_helpers import alive, collect, group_members
+
 AGENTS = Path(__file__).resolve().parent / "agents"
 SCRIPTED = AGENTS / "scripted_agent.py"
 MARKER = AGENTS / "marker_agent.py"
@@ -78,12 +80,6 @@ async def next_event(it, timeout: float = 10.0):
     return await asyncio.wait_for(it.__anext__(), timeout)
 
 
-async def collect(session, timeout: float = 10.0) -> list:
-    async def run():
-        return [event async for event in session.events()]
-    return await asyncio.wait_for(run(), timeout)
-
-
 async def until(it, predicate, timeout: float = 10.0):
     """Events up to and including the first matching one."""
     seen = []
@@ -96,28 +92,6 @@ async def until(it, predicate, timeout: float = 10.0):
 
 def outputs(events) -> list[str]:
     return [e.text for e in events if isinstance(e, OutputText)]
-
-
-def is_dead(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Non-zombie processes in a process group (zombies may wait for a lazy init to reap them)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
 
 
 # ---- events ---------------------------------------------------------------------------
@@ -227,7 +201,7 @@ async def test_exit_while_grandchild_holds_stdout_still_ends(tmp_path, sessions)
     assert events[-1] == Finished("bye")
     pid = int((tmp_path / "wt" / "grandchild.pid").read_text())
     await session.stop()
-    assert is_dead(pid)
+    assert not alive(pid)
 
 
 # ---- prompt modes, env, no shell -------------------------------------------------------
@@ -412,8 +386,8 @@ async def test_stop_kills_the_whole_group_even_if_sigterm_ignored(tmp_path, sess
     elapsed = time.monotonic() - t0
     assert 0.4 < elapsed < 2.0
     assert session.returncode == -signal.SIGKILL
-    assert is_dead(grandchild)
-    assert live_group_members(session.pid) == []
+    assert not alive(grandchild)
+    assert group_members(session.pid) == {}
     end = await next_event(it)
     assert isinstance(end, Failed) and end.error.startswith("stopped by taskpin")
     await session.stop()  # idempotent
@@ -431,7 +405,7 @@ async def test_stop_is_quick_when_agent_obeys_sigterm(tmp_path, sessions):
     t0 = time.monotonic()
     await asyncio.gather(session.stop(), session.stop())
     assert time.monotonic() - t0 < 1.5
-    assert is_dead(grandchild)
+    assert not alive(grandchild)
 
 
 async def test_interrupt_sends_interrupt_line_then_ends(tmp_path, sessions):
@@ -535,11 +509,11 @@ def test_agent_dies_with_a_sigkilled_taskpin(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         agent_pid = int(pid_file.read_text())
-        assert not is_dead(agent_pid)
+        assert alive(agent_pid)
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 5
-        while not is_dead(agent_pid):
+        while alive(agent_pid):
             assert time.monotonic() < deadline, "agent outlived a SIGKILLed taskpin"
             time.sleep(0.02)
     finally:

@@ -46,9 +46,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
-import signal
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -68,9 +65,18 @@ from .base import (
     ToolActivity,
     Usage,
 )
-from .command import _child_preexec, _libc, _live_group_member
-from .env import inherited_env
+from .env import agent_env
 from .errors import HarnessConfigError, HarnessError
+from .options import (
+    agent_options,
+    argv_option,
+    bool_option,
+    env_option,
+    executable_problem,
+    seconds_option,
+    taskpin_version,
+)
+from .process import AgentStderr, close_stdin, describe_exit, spawn_agent, spawn_error, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +86,6 @@ STREAM_LIMIT = 50 * 1024 * 1024     # one JSON-RPC frame may carry a whole file
 OUTPUT_IDLE_FLUSH_S = 0.4           # a partial line is shown after this long without new text
 OUTPUT_MAX_BUFFER = 4000            # ...or once this many characters are waiting
 SUMMARY_MAX_CHARS = 4000
-STDERR_TAIL_LINES = 10
-ERROR_TAIL_LINES = 5
 CANCEL_WAIT_S = 1.0                 # stop(): how long the turn may take to end after session/cancel
 
 _KNOWN_OPTIONS = ("command", "env", "mode", "stop_grace_s", "follow_up", "resume", "startup_timeout_s")
@@ -111,49 +115,22 @@ def _acp():
 # ---- options ----------------------------------------------------------------------------
 
 def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    command = options.get("command")
-    if isinstance(command, str):
-        raise HarnessConfigError(
-            f"command must be a list of arguments, not a shell string: write "
-            f"command = {json.dumps(command.split() or ['path/to/agent'])} "
-            f"(taskpin never runs agents through a shell)"
-        )
-    if command is None:
-        command = []
-    if not isinstance(command, (list, tuple)) or not all(isinstance(a, str) for a in command):
-        raise HarnessConfigError(
-            f'command must be a list of strings like ["gemini", "--acp"], got {command!r}'
-        )
-
-    env = options.get("env") or {}
-    if not isinstance(env, Mapping):
-        raise HarnessConfigError(f"env must be a table of NAME = value, got {env!r}")
-    env = {str(k): str(v) for k, v in env.items()}
+    command = argv_option(options, example='["gemini", "--acp"]')
+    env = env_option(options)
 
     mode = options.get("mode")
     if mode is not None and (not isinstance(mode, str) or not mode.strip()):
         raise HarnessConfigError(f'mode must be a session mode id like "default", got {mode!r}')
 
-    def _bool(name: str, default: bool) -> bool:
-        value = options.get(name, default)
-        if not isinstance(value, bool):
-            raise HarnessConfigError(f"{name} must be true or false, got {value!r}")
-        return value
-
-    def _seconds(name: str, default: float) -> float:
-        value = options.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise HarnessConfigError(f"{name} must be a number >= 0, got {value!r}")
-        return float(value)
-
     return {
-        "command": list(command),
+        "command": command,
         "env": env,
         "mode": mode.strip() if isinstance(mode, str) else None,
-        "follow_up": _bool("follow_up", True),
-        "resume": _bool("resume", True),
-        "stop_grace_s": _seconds("stop_grace_s", DEFAULT_STOP_GRACE_S),
-        "startup_timeout_s": _seconds("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S) or DEFAULT_STARTUP_TIMEOUT_S,
+        "follow_up": bool_option(options, "follow_up", True),
+        "resume": bool_option(options, "resume", True),
+        "stop_grace_s": seconds_option(options, "stop_grace_s", DEFAULT_STOP_GRACE_S),
+        "startup_timeout_s": (seconds_option(options, "startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S)
+                              or DEFAULT_STARTUP_TIMEOUT_S),
     }
 
 
@@ -165,9 +142,7 @@ class AcpHarness:
     kind = "acp"
 
     def __init__(self, config: AgentConfig | Mapping[str, Any], *, stop_grace_s: float | None = None):
-        options = config.options if isinstance(config, AgentConfig) else dict(config)
-        options.pop("kind", None)
-        opts = _parse_options(options)
+        opts = _parse_options(agent_options(config))
         self.command: list[str] = opts["command"]
         self.env: dict[str, str] = opts["env"]
         self.mode: str | None = opts["mode"]
@@ -196,23 +171,10 @@ class AcpHarness:
         if not self.command:
             return ['command is not set: add e.g. command = ["npx", "@agentclientprotocol/claude-agent-acp"] '
                     "to this agent"]
-        exe = self.command[0]
-        if not exe:
+        if not self.command[0]:
             return ["command[0] is empty: it must name the executable to run"]
-        problems: list[str] = []
-        if os.sep in exe:
-            path = Path(exe).expanduser()
-            if path.is_absolute():
-                if not path.exists():
-                    problems.append(f"executable {exe} does not exist: fix the path in command")
-                elif path.is_dir() or not os.access(path, os.X_OK):
-                    problems.append(f"{exe} is not an executable file: chmod +x it, or run it through an "
-                                    f'interpreter (command = ["node", "{exe}"])')
-        else:
-            search_path = self.env.get("PATH", os.environ.get("PATH", os.defpath))
-            if shutil.which(exe, path=search_path) is None:
-                problems.append(f"executable {exe!r} was not found on PATH: install it, or put its absolute "
-                                f"path in command")
+        problem = executable_problem(self.command[0], self.env, interpreter="node")
+        problems = [problem] if problem else []
         try:
             _acp()
         except HarnessError as exc:
@@ -222,10 +184,7 @@ class AcpHarness:
     # -- internals --
 
     def build_env(self, spec: SessionSpec) -> dict[str, str]:
-        env = inherited_env()
-        env.update(self.env)
-        env.update({str(k): str(v) for k, v in spec.env.items()})
-        return env
+        return agent_env(self.env, spec.env)
 
     async def _launch(self, spec: SessionSpec, resume_id: str | None) -> AcpSession:
         _acp()
@@ -235,23 +194,9 @@ class AcpHarness:
         if spec.log_path is not None:
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=str(spec.workdir),
-                env=self.build_env(spec),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_child_preexec if _libc is not None else None,
-                limit=STREAM_LIMIT,
-            )
-        except FileNotFoundError as exc:
-            if not Path(spec.workdir).is_dir():
-                raise HarnessError(f"cannot start agent: workdir {spec.workdir} does not exist") from exc
-            raise HarnessError(f"cannot start agent: executable {argv[0]!r} not found ({exc.strerror})") from exc
+            proc = await spawn_agent(argv, cwd=spec.workdir, env=self.build_env(spec), limit=STREAM_LIMIT)
         except (OSError, ValueError) as exc:
-            raise HarnessError(f"cannot start agent {argv[0]!r}: {exc}") from exc
+            raise spawn_error(exc, argv, spec.workdir) from exc
         session = AcpSession(self, proc, spec, resume_id)
         session._begin()
         return session
@@ -300,7 +245,7 @@ class AcpSession:
         self._pending: dict[str, _PendingPermission] = {}
         self._request_ids = itertools.count(1)
         self._tools: dict[str, _ToolState] = {}
-        self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._stderr = AgentStderr(spec.log_path)   # closed in _cleanup
 
         # output coalescing
         self._out_buf = ""
@@ -322,10 +267,6 @@ class AcpSession:
         self._driver: asyncio.Task | None = None
         self._watcher: asyncio.Task | None = None
         self._stderr_task: asyncio.Task | None = None
-        self._log_file = None
-        if spec.log_path is not None:
-            with contextlib.suppress(OSError):
-                self._log_file = open(spec.log_path, "ab")  # noqa: SIM115 - closed in _cleanup
 
     # -- the AgentSession protocol --
 
@@ -418,7 +359,8 @@ class AcpSession:
         client = _Client(self)
         self._conn = acp.connect_to_agent(client, self._proc.stdin, self._proc.stdout)
         loop = asyncio.get_running_loop()
-        self._stderr_task = loop.create_task(self._read_stderr(), name=f"acp-stderr:{self._spec.task_id}")
+        self._stderr_task = loop.create_task(self._stderr.pump(self._proc.stderr, "ACP agent"),
+                                             name=f"acp-stderr:{self._spec.task_id}")
         self._driver = loop.create_task(self._drive(), name=f"acp:{self._spec.task_id}")
         self._watcher = loop.create_task(self._watch(), name=f"acp-watch:{self._spec.task_id}")
 
@@ -432,7 +374,7 @@ class AcpSession:
                 fs=schema.FileSystemCapabilities(read_text_file=True, write_text_file=True),
                 terminal=False,
             ),
-            client_info=schema.Implementation(name="taskpin", title="taskpin", version=_version()),
+            client_info=schema.Implementation(name="taskpin", title="taskpin", version=taskpin_version()),
         )
         caps = init.agent_capabilities
         self.load_session_supported = bool(caps and caps.load_session)
@@ -534,14 +476,7 @@ class AcpSession:
         self._end_message()
         self._flush_output()
         if code is not None:
-            if code < 0:
-                try:
-                    how = f"killed by signal {signal.Signals(-code).name}"
-                except ValueError:
-                    how = f"killed by signal {-code}"
-            else:
-                how = f"exited with code {code}"
-            self._finish(Failed(f"the agent process {how}{self._stderr_suffix()}", retryable=True))
+            self._finish(Failed(f"the agent process {describe_exit(code)}{self._stderr_suffix()}", retryable=True))
         else:
             self._finish(Failed(f"ACP error from the agent: {_describe(exc)}{self._stderr_suffix()}",
                                 retryable=True))
@@ -800,30 +735,6 @@ class AcpSession:
 
     # -- process --
 
-    async def _read_stderr(self) -> None:
-        stream = self._proc.stderr
-        if stream is None:
-            return
-        try:
-            while True:
-                try:
-                    line = await stream.readline()
-                except ValueError:   # a line over the limit: skip it
-                    continue
-                if not line:
-                    return
-                text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-                if text.strip():
-                    self._stderr_tail.append(text if len(text) <= 2000 else text[:2000] + " …")
-                if self._log_file is not None:
-                    with contextlib.suppress(OSError, ValueError):
-                        self._log_file.write(line if line.endswith(b"\n") else line + b"\n")
-                        self._log_file.flush()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("reading ACP agent stderr failed")
-
     async def _watch(self) -> None:
         """The process exited: normally the connection breaks and the driver reports it; if
         something still holds the agent's stdout open, report it from here."""
@@ -838,57 +749,24 @@ class AcpSession:
             await self._fail_from(ConnectionError("the agent exited"))
 
     def _stderr_suffix(self) -> str:
-        tail = list(self._stderr_tail)[-ERROR_TAIL_LINES:]
-        return (": " + "\n".join(tail)) if tail else ""
+        return self._stderr.suffix()
 
     async def _close_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(self._conn.close(), 2.0)
-        stdin = self._proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            with contextlib.suppress(Exception):
-                stdin.close()
-
-    def _signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, sig)
-
-    def _group_alive(self) -> bool:
-        pgid = self._proc.pid
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _live_group_member(pgid)
+        close_stdin(self._proc)
 
     async def _terminate_group(self) -> None:
-        if self._group_dead:
-            return
-        deadline = time.monotonic() + self._grace
-        if self._proc.returncode is None or self._group_alive():
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._grace)
-            while self._group_alive() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-        self._signal_group(signal.SIGKILL)
-        await self._proc.wait()
-        kill_deadline = time.monotonic() + 1.0
-        while self._group_alive() and time.monotonic() < kill_deadline:
-            await asyncio.sleep(0.01)
-        self._group_dead = True
+        if not self._group_dead:
+            await stop_process_group(self._proc, self._grace)
+            self._group_dead = True
 
     def _cleanup(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._log_file is not None:
-            with contextlib.suppress(OSError):
-                self._log_file.close()
-            self._log_file = None
+        self._stderr.close()
 
 
 class _ConfigProblem(Exception):
@@ -963,12 +841,3 @@ def _describe(exc: BaseException) -> str:
         with contextlib.suppress(TypeError, ValueError):
             text += " " + json.dumps(data, ensure_ascii=False)[:500]
     return text
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version  # noqa: PLC0415
-
-        return version("taskpin")
-    except Exception:  # noqa: BLE001
-        return "0"

@@ -36,7 +36,6 @@ import shutil
 import signal
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,10 @@ from .base import (
     ToolActivity,
     Usage,
 )
-from .env import inherited_env
+from .env import agent_env
 from .errors import HarnessConfigError, HarnessError
+from .options import agent_options, count_or_zero, env_option, reject_unknown
+from .process import AgentStderr, pid_alive, processes_with_env
 
 try:  # the SDK is an optional dependency: only agents of this kind need it
     import claude_agent_sdk as sdk
@@ -93,7 +94,6 @@ INTERRUPTED_MESSAGE = "The session was stopped."
 DETAIL_MAX = 2500           # characters of an intervention's detail
 PREVIEW_LINES = 12          # lines of a Write/Edit preview
 ACTIVITY_MAX = 300          # characters of a ToolActivity detail
-STDERR_TAIL_LINES = 10
 INTERRUPT_WAIT_S = 3.0      # after interrupt(): how long stop() waits for the turn to end
 DISCONNECT_WAIT_S = 8.0     # the SDK waits 5 s for the CLI to exit on EOF, then SIGTERMs
 KILL_GRACE_S = 1.0
@@ -163,10 +163,7 @@ def _str_list(name: str, value: Any) -> list[str]:
 
 
 def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
-    if unknown:
-        raise HarnessConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for a "
-                                 f"claude-code agent; known: {', '.join(_KNOWN_OPTIONS)}")
+    reject_unknown(options, _KNOWN_OPTIONS, "claude-code")
     model = options.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise HarnessConfigError(f'model must be a model name like "claude-sonnet-4-5", got {model!r}')
@@ -179,9 +176,7 @@ def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
     budget = options.get("max_budget_usd")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
         raise HarnessConfigError(f"max_budget_usd must be a number > 0, got {budget!r}")
-    env = options.get("env") or {}
-    if not isinstance(env, Mapping):
-        raise HarnessConfigError(f"env must be a table of NAME = value, got {env!r}")
+    env = env_option(options)
     settings = options.get("settings")
     if settings is not None and (not isinstance(settings, str) or not settings.strip()):
         raise HarnessConfigError(f"settings must be the path of a Claude Code settings file, got {settings!r}")
@@ -195,7 +190,7 @@ def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "disallowed_tools": _str_list("disallowed_tools", options.get("disallowed_tools")),
         "max_turns": max_turns,
         "max_budget_usd": None if budget is None else float(budget),
-        "env": {str(k): str(v) for k, v in env.items()},
+        "env": env,
         "settings": settings,
         "cli_path": cli_path,
     }
@@ -214,9 +209,7 @@ class ClaudeCodeHarness:
     kind = "claude-code"
 
     def __init__(self, config: AgentConfig | Mapping[str, Any]):
-        options = config.options if isinstance(config, AgentConfig) else dict(config)
-        options.pop("kind", None)
-        opts = _parse_options(options)
+        opts = _parse_options(agent_options(config))
         if sdk is None:
             raise HarnessConfigError(f"the claude-code agent needs the claude-agent-sdk package "
                                      f"(pip install claude-agent-sdk): {_SDK_IMPORT_ERROR}")
@@ -265,9 +258,7 @@ class ClaudeCodeHarness:
     # -- internals --
 
     def build_env_base(self) -> dict[str, str]:
-        env = inherited_env()
-        env.update(self.env)
-        return env
+        return agent_env(self.env)
 
     def explicit_env(self, spec: SessionSpec) -> dict[str, str]:
         """What taskpin sets on purpose: the agent's env option and the core's spec.env."""
@@ -276,9 +267,7 @@ class ClaudeCodeHarness:
         return env
 
     def build_env(self, spec: SessionSpec) -> dict[str, str]:
-        env = self.build_env_base()
-        env.update({str(k): str(v) for k, v in spec.env.items()})
-        return env
+        return agent_env(self.env, spec.env)
 
     def build_options(self, spec: SessionSpec, session: "ClaudeCodeSession", resume_id: str | None,
                       *, hooked: bool) -> "ClaudeAgentOptions":
@@ -292,7 +281,7 @@ class ClaudeCodeHarness:
             env=env,
             permission_mode=self.permission_mode,
             can_use_tool=session._can_use_tool,
-            stderr=session._on_stderr,
+            stderr=session._stderr.add,
             # Claude Code's own system prompt (the SDK's default is an empty one).
             system_prompt={"type": "preset", "preset": "claude_code"},
         )
@@ -330,8 +319,8 @@ class ClaudeCodeHarness:
         try:
             await client.connect()
         except Exception as exc:
-            session._close_log()
-            tail = session.stderr_tail()
+            session._stderr.close()
+            tail = session._stderr.tail()
             raise HarnessError(f"cannot start Claude Code: {exc}{': ' + tail if tail else ''}") from exc
         finally:
             if token is not None:
@@ -377,12 +366,7 @@ class ClaudeCodeSession:
         self._cost_reported: float | None = 0.0    # total_cost_usd already turned into Usage
         self._last_text = ""
         self._last_assistant_error: str | None = None
-        self._stderr: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        self._log_file = None
-        if spec.log_path is not None:
-            with contextlib.suppress(OSError):
-                Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
-                self._log_file = open(spec.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._stderr = AgentStderr(spec.log_path)    # closed in stop()
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count(1)
 
@@ -466,7 +450,7 @@ class ClaudeCodeSession:
                 self._emit_terminal(Failed(INTERRUPTED_MESSAGE, retryable=False))
             finally:
                 self._stopped = True
-                self._close_log()
+                self._stderr.close()
 
     # -- starting, sending --
 
@@ -505,14 +489,14 @@ class ClaudeCodeSession:
                 for event in self._translate(message):
                     self._emit(event)
             if not self._stopping:
-                tail = self.stderr_tail()
+                tail = self._stderr.tail()
                 self._emit_terminal(Failed("the Claude Code CLI ended without a result"
                                            + (f": {tail}" if tail else ""), retryable=True))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure ends the session
             if not self._stopping:
-                tail = self.stderr_tail()
+                tail = self._stderr.tail()
                 self._emit_terminal(Failed(f"lost the Claude Code CLI: {exc}" + (f": {tail}" if tail else ""),
                                            retryable=True))
         finally:
@@ -576,9 +560,9 @@ class ClaudeCodeSession:
 
     def _usage(self, result: "ResultMessage") -> Usage:
         usage = result.usage or {}
-        input_tokens = sum(_int(usage.get(k)) for k in
+        input_tokens = sum(count_or_zero(usage.get(k)) for k in
                            ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-        output_tokens = _int(usage.get("output_tokens"))
+        output_tokens = count_or_zero(usage.get("output_tokens"))
         total = float(result.total_cost_usd or 0.0)
         if self._cost_reported is None:
             # A resumed session whose earlier cost could not be read from its transcript.
@@ -665,24 +649,7 @@ class ClaudeCodeSession:
             if not pending.future.done():
                 pending.future.set_result(PermissionResultDeny(message=message, interrupt=interrupt))
 
-    # -- stderr, cleanup --
-
-    def _on_stderr(self, line: str) -> None:
-        if line.strip():
-            self._stderr.append(line if len(line) <= 2000 else line[:2000] + " …")
-        if self._log_file is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self._log_file.write(line.encode("utf-8", errors="replace") + b"\n")
-                self._log_file.flush()
-
-    def stderr_tail(self) -> str:
-        return "\n".join(list(self._stderr)[-5:])
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            with contextlib.suppress(OSError):
-                self._log_file.close()
-            self._log_file = None
+    # -- cleanup --
 
     def _kill_leftovers(self) -> None:
         """After disconnect: the CLI's process group, and anything else of this attempt.
@@ -705,7 +672,7 @@ class ClaudeCodeSession:
         deadline = time.monotonic() + KILL_GRACE_S
         while victims and time.monotonic() < deadline:
             time.sleep(0.05)
-            victims = [p for p in victims if _alive(p)]
+            victims = [p for p in victims if pid_alive(p)]
         for pid in victims:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -781,16 +748,16 @@ def estimate_baseline(result: "ResultMessage") -> float:
     """The share of total_cost_usd spent before this turn, from the turn's and the session's tokens."""
     total = float(result.total_cost_usd or 0.0)
     usage = result.usage or {}
-    turn = (_int(usage.get("input_tokens")) * _WEIGHTS["input"] + _int(usage.get("output_tokens")) * _WEIGHTS["output"]
-            + _int(usage.get("cache_read_input_tokens")) * _WEIGHTS["cache_read"]
-            + _int(usage.get("cache_creation_input_tokens")) * _WEIGHTS["cache_write"])
+    turn = (count_or_zero(usage.get("input_tokens")) * _WEIGHTS["input"] + count_or_zero(usage.get("output_tokens")) * _WEIGHTS["output"]
+            + count_or_zero(usage.get("cache_read_input_tokens")) * _WEIGHTS["cache_read"]
+            + count_or_zero(usage.get("cache_creation_input_tokens")) * _WEIGHTS["cache_write"])
     session = 0.0
     for model in (result.model_usage or {}).values():
         if isinstance(model, Mapping):
-            session += (_int(model.get("inputTokens")) * _WEIGHTS["input"]
-                        + _int(model.get("outputTokens")) * _WEIGHTS["output"]
-                        + _int(model.get("cacheReadInputTokens")) * _WEIGHTS["cache_read"]
-                        + _int(model.get("cacheCreationInputTokens")) * _WEIGHTS["cache_write"])
+            session += (count_or_zero(model.get("inputTokens")) * _WEIGHTS["input"]
+                        + count_or_zero(model.get("outputTokens")) * _WEIGHTS["output"]
+                        + count_or_zero(model.get("cacheReadInputTokens")) * _WEIGHTS["cache_read"]
+                        + count_or_zero(model.get("cacheCreationInputTokens")) * _WEIGHTS["cache_write"])
     if session <= 0 or turn >= session:
         return 0.0
     return total * (1.0 - turn / session)
@@ -873,39 +840,3 @@ def activity_detail(tool: str, data: Mapping[str, Any]) -> str:
     detail = permission_detail(tool, data)
     first = detail.splitlines()[0] if detail else ""
     return _cut(first + (" …" if "\n" in detail else ""), ACTIVITY_MAX)
-
-
-# ---- processes -------------------------------------------------------------------------------
-
-def processes_with_env(marker: bytes) -> list[int]:
-    """Pids (not ours) whose environment holds the line `marker` (Linux /proc)."""
-    found = []
-    me = os.getpid()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in entries:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if marker in fh.read().split(b"\0") and _alive(int(name)):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    return max(0, int(value))

@@ -33,17 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import itertools
 import json
 import logging
 import os
-import shutil
 import signal
-import sys
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,8 +56,20 @@ from .base import (
     ToolActivity,
     Usage,
 )
-from .env import inherited_env
+from .env import agent_env
 from .errors import HarnessConfigError, HarnessError
+from .options import (
+    agent_options,
+    argv_option,
+    count_or_zero,
+    env_option,
+    executable_problem,
+    json_text,
+    reject_unknown,
+    seconds_option,
+    taskpin_version,
+)
+from .process import AgentStderr, close_stdin, describe_exit, descendants, proc_table, settle, spawn_agent
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +79,6 @@ SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 DEFAULT_STOP_GRACE_S = 5.0
 DEFAULT_STARTUP_TIMEOUT_S = 60.0
 STREAM_LIMIT = 16 * 1024 * 1024      # one JSON-RPC message per line; thread/resume can be large
-STDERR_TAIL_LINES = 10
-ERROR_TAIL_LINES = 5
 OUTPUT_FLUSH_CHARS = 4000            # agent message deltas are coalesced up to this size
 INTERRUPT_WAIT_S = 2.0               # after turn/interrupt: how long to wait for turn/completed
 READER_DRAIN_S = 2.0
@@ -95,72 +100,11 @@ DENY = Option(id="decline", label="Deny", kind="deny")
 APPROVAL_OPTIONS = (APPROVE, APPROVE_SESSION, DENY)
 
 
-# ---- process helpers (group + PDEATHSIG), as in command.py ------------------------------
-
-_PR_SET_PDEATHSIG = 1
-_libc: Any = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(Exception):
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _child_preexec() -> None:  # pragma: no cover - runs in the forked child
-    # The app-server gets SIGKILL when taskpin dies; Codex in turn kills the commands it runs.
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _proc_table() -> dict[int, tuple[int, int, bytes, int]]:
-    """pid -> (ppid, pgid, state, session id) of every process (Linux /proc)."""
-    table: dict[int, tuple[int, int, bytes, int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0], int(fields[3]))
-        except (OSError, IndexError, ValueError):
-            continue
-    return table
-
-
-def _descendants(root: int, table: dict[int, tuple[int, int, bytes, int]] | None = None) -> set[int]:
-    """Every live (non-zombie) descendant of `root`. Codex runs commands in their own sessions
-    (its sandbox helper calls setsid), so they are not in the app-server's process group."""
-    table = _proc_table() if table is None else table
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, *_rest) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found: set[int] = set()
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return {p for p in found if table[p][2] != b"Z"}
-
-
 # ---- options ------------------------------------------------------------------------------
 
 def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(_KNOWN_OPTIONS))
-    if unknown:
-        raise HarnessConfigError(f"unknown option(s) for a codex agent: {', '.join(unknown)} "
-                                 f"(known: {', '.join(_KNOWN_OPTIONS)})")
-    command = options.get("command", list(DEFAULT_COMMAND))
-    if isinstance(command, str):
-        raise HarnessConfigError(
-            f"command must be a list of arguments, not a shell string: write "
-            f"command = {json.dumps(command.split() or list(DEFAULT_COMMAND))}")
-    if (not isinstance(command, (list, tuple)) or not command
-            or not all(isinstance(a, str) for a in command)):
-        raise HarnessConfigError(f'command must be a list of strings like ["codex", "app-server"], got {command!r}')
+    reject_unknown(options, _KNOWN_OPTIONS, "codex")
+    command = argv_option(options, example='["codex", "app-server"]', default=DEFAULT_COMMAND, required=True)
 
     codex_home = options.get("codex_home")
     if codex_home is not None and (not isinstance(codex_home, (str, os.PathLike)) or not str(codex_home)):
@@ -189,27 +133,20 @@ def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         raise HarnessConfigError(f"config must be a table of Codex settings, got {config!r}")
 
-    env = options.get("env") or {}
-    if not isinstance(env, Mapping):
-        raise HarnessConfigError(f"env must be a table of NAME = value, got {env!r}")
-
-    def number(key: str, default: float) -> float:
-        value = options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise HarnessConfigError(f"{key} must be a number >= 0, got {value!r}")
-        return float(value)
+    env = env_option(options)
 
     return {
-        "command": list(command),
+        "command": command,
         "codex_home": None if codex_home is None else str(codex_home),
         "model": options.get("model"),
         "model_provider": options.get("model_provider"),
         "approval_policy": policy,
         "sandbox": sandbox,
         "config": dict(config),
-        "env": {str(k): str(v) for k, v in env.items()},
-        "stop_grace_s": number("stop_grace_s", DEFAULT_STOP_GRACE_S),
-        "startup_timeout_s": number("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S) or DEFAULT_STARTUP_TIMEOUT_S,
+        "env": env,
+        "stop_grace_s": seconds_option(options, "stop_grace_s", DEFAULT_STOP_GRACE_S),
+        "startup_timeout_s": (seconds_option(options, "startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S)
+                              or DEFAULT_STARTUP_TIMEOUT_S),
     }
 
 
@@ -219,9 +156,7 @@ class CodexHarness:
     kind = "codex"
 
     def __init__(self, config: AgentConfig | Mapping[str, Any], *, stop_grace_s: float | None = None):
-        options = config.options if isinstance(config, AgentConfig) else dict(config)
-        options.pop("kind", None)
-        opts = _parse_options(options)
+        opts = _parse_options(agent_options(config))
         self.command: list[str] = opts["command"]
         self.codex_home: str | None = opts["codex_home"]
         self.model: str | None = opts["model"]
@@ -246,21 +181,9 @@ class CodexHarness:
         return await self._launch(spec, resume_id=spec.resume_session_id)
 
     def check(self) -> list[str]:
-        problems: list[str] = []
-        exe = self.command[0]
-        if not exe:
-            problems.append("command[0] is empty: it must name the codex executable")
-        elif os.sep in exe:
-            path = Path(exe).expanduser()
-            if path.is_absolute() and not path.exists():
-                problems.append(f"executable {exe} does not exist: fix the path in command")
-            elif path.is_absolute() and (path.is_dir() or not os.access(path, os.X_OK)):
-                problems.append(f"{exe} is not an executable file")
-        else:
-            search_path = self.env.get("PATH", os.environ.get("PATH", os.defpath))
-            if shutil.which(exe, path=search_path) is None:
-                problems.append(f"executable {exe!r} was not found on PATH: install the Codex CLI "
-                                f"(npm install -g @openai/codex) or put its absolute path in command")
+        problem = executable_problem(self.command[0], self.env, not_found="install the Codex CLI (npm install "
+                                     "-g @openai/codex) or put its absolute path in command")
+        problems = [problem] if problem else []
         if self.codex_home is not None:
             home = Path(self.codex_home).expanduser()
             if home.exists() and not home.is_dir():
@@ -270,9 +193,7 @@ class CodexHarness:
     # -- internals --
 
     def build_env(self, spec: SessionSpec) -> dict[str, str]:
-        env = inherited_env()
-        env.update(self.env)
-        env.update({str(k): str(v) for k, v in spec.env.items()})
+        env = agent_env(self.env, spec.env)
         if self.codex_home is not None:
             env["CODEX_HOME"] = str(Path(self.codex_home).expanduser().resolve())
         return env
@@ -300,17 +221,7 @@ class CodexHarness:
         if spec.log_path is not None:
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                cwd=str(spec.workdir),
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_child_preexec if _libc is not None else None,
-                limit=STREAM_LIMIT,
-            )
+            proc = await spawn_agent(self.command, cwd=spec.workdir, env=env, limit=STREAM_LIMIT)
         except FileNotFoundError as exc:
             raise HarnessError(f"cannot start codex: executable {self.command[0]!r} not found "
                                f"(install @openai/codex or set command)") from exc
@@ -354,13 +265,7 @@ class CodexSession:
         self._write_lock = asyncio.Lock()
         self._stop_lock = asyncio.Lock()
         self._term_lock = asyncio.Lock()
-        self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        self._log_file = None
-        if spec.log_path is not None:
-            try:
-                self._log_file = open(spec.log_path, "ab")  # noqa: SIM115 - closed in _supervise
-            except OSError as exc:
-                log.warning("cannot open agent log %s: %s", spec.log_path, exc)
+        self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
         self._tasks: list[asyncio.Task] = []
         self._reader_tasks: list[asyncio.Task] = []
         self.thread_id: str | None = None
@@ -488,23 +393,19 @@ class CodexSession:
                 self._stop_reason = self._stop_reason or "stopped by taskpin"
                 self._remember_tree()   # before the interrupt orphans anything
                 await self._interrupt_turn()
-                self._close_stdin()   # the app-server exits on EOF and ends its command sessions
+                close_stdin(self._proc)   # the app-server exits on EOF and ends its command sessions
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._proc.wait()), min(self._grace, 3.0))
             await self._terminate()
-            if self._tasks:
-                done, pending = await asyncio.wait(self._tasks, timeout=READER_DRAIN_S + 1.0)
-                for task in pending:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+            await settle(self._tasks, READER_DRAIN_S + 1.0)
             self._queue_end()
 
     # -- JSON-RPC plumbing --
 
     def _begin(self) -> None:
         loop = asyncio.get_running_loop()
-        self._reader_tasks = [loop.create_task(self._read_stdout()), loop.create_task(self._read_stderr())]
+        self._reader_tasks = [loop.create_task(self._read_stdout()),
+                              loop.create_task(self._stderr.pump(self._proc.stderr, "codex app-server"))]
         self._tasks = [loop.create_task(self._supervise())]
 
     async def _write(self, obj: Mapping[str, Any]) -> None:
@@ -546,7 +447,7 @@ class CodexSession:
 
     async def _handshake(self, thread_params: dict[str, Any], resume_id: str | None, prompt: str) -> None:
         await self._request("initialize", {
-            "clientInfo": {"name": "taskpin", "title": "taskpin", "version": _taskpin_version()},
+            "clientInfo": {"name": "taskpin", "title": "taskpin", "version": taskpin_version()},
             "capabilities": None,
         })
         await self._notify("initialized")
@@ -621,7 +522,7 @@ class CodexSession:
                 try:
                     msg = json.loads(line)
                 except ValueError:
-                    self._log_line(b"[codex stdout] " + line)
+                    self._stderr.write_log(b"[codex stdout] " + line)
                     continue
                 if isinstance(msg, dict):
                     try:
@@ -636,31 +537,6 @@ class CodexSession:
             for _method, fut in list(self._pending.values()):
                 if not fut.done():
                     fut.set_exception(HarnessError("codex app-server exited" + self._stderr_suffix()))
-
-    async def _read_stderr(self) -> None:
-        assert self._proc.stderr is not None
-        try:
-            while True:
-                try:
-                    line = await self._proc.stderr.readline()
-                except (asyncio.LimitOverrunError, ValueError):
-                    continue
-                if not line:
-                    return
-                text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-                if text.strip():
-                    self._stderr_tail.append(text if len(text) <= 2000 else text[:2000] + " …")
-                self._log_line(line.rstrip(b"\r\n"))
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("reading codex app-server stderr failed")
-
-    def _log_line(self, data: bytes) -> None:
-        if self._log_file is not None:
-            with contextlib.suppress(OSError):
-                self._log_file.write(data + b"\n")
-                self._log_file.flush()
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")
@@ -717,7 +593,7 @@ class CodexSession:
             err = p.get("error") or {}
             message = _error_text(err)
             if p.get("willRetry"):
-                self._log_line(f"[codex] {message} (retrying)".encode())
+                self._stderr.write_log(f"[codex] {message} (retrying)".encode())
             else:
                 self._last_error = message
         elif method == "serverRequest/resolved":
@@ -757,9 +633,9 @@ class CodexSession:
             elif item.get("status") in ("failed", "declined"):
                 self._emit(ToolActivity("edit", f"{item['status']}: {_change_paths(item)}"))
         elif started and kind == "mcpToolCall":
-            self._emit(ToolActivity(f"mcp:{item.get('server')}/{item.get('tool')}", _compact(item.get("arguments"))))
+            self._emit(ToolActivity(f"mcp:{item.get('server')}/{item.get('tool')}", json_text(item.get("arguments"))))
         elif started and kind == "dynamicToolCall":
-            self._emit(ToolActivity(str(item.get("tool") or "tool"), _compact(item.get("arguments"))))
+            self._emit(ToolActivity(str(item.get("tool") or "tool"), json_text(item.get("arguments"))))
         elif started and kind == "webSearch":
             self._emit(ToolActivity("web_search", str(item.get("query") or "")))
 
@@ -776,14 +652,14 @@ class CodexSession:
     def _on_usage(self, usage: dict[str, Any], turn_id: Any) -> None:
         total = usage.get("total") or {}
         last = usage.get("last") or {}
-        now = (_int(total.get("inputTokens")), _int(total.get("outputTokens")))
+        now = (count_or_zero(total.get("inputTokens")), count_or_zero(total.get("outputTokens")))
         if turn_id is not None and turn_id not in self._our_turns:
             self._usage_seen = now   # thread/resume replays the history's usage: not this session's
             return
         if self._usage_seen is None:
             # A resumed thread reports its whole history: only the last request is this session's.
-            self._usage_seen = (max(0, now[0] - _int(last.get("inputTokens"))),
-                                max(0, now[1] - _int(last.get("outputTokens"))))
+            self._usage_seen = (max(0, now[0] - count_or_zero(last.get("inputTokens"))),
+                                max(0, now[1] - count_or_zero(last.get("outputTokens"))))
         d_in, d_out = now[0] - self._usage_seen[0], now[1] - self._usage_seen[1]
         self._usage_seen = (max(now[0], self._usage_seen[0]), max(now[1], self._usage_seen[1]))
         if d_in > 0 or d_out > 0:
@@ -822,7 +698,7 @@ class CodexSession:
     async def _on_server_request(self, rpc_id: int | str, method: str, p: dict[str, Any]) -> None:
         key = str(rpc_id)
         if method == "item/commandExecution/requestApproval":
-            command = p.get("command") or _compact(p.get("commandActions")) or "(a command)"
+            command = p.get("command") or json_text(p.get("commandActions")) or "(a command)"
             kind = p.get("kind") or "command"
             if kind == "writeStdin":
                 prompt = "Codex wants to send input to a running command"
@@ -852,7 +728,7 @@ class CodexSession:
             self._server_requests[key] = (rpc_id, method, p)
             self._emit(InterventionRequest(request_id=key, kind=InterventionKind.PERMISSION, prompt=prompt,
                                            options=APPROVAL_OPTIONS, tool="permissions",
-                                           detail=_compact(p.get("permissions"))))
+                                           detail=json_text(p.get("permissions"))))
         elif method == "item/tool/requestUserInput":
             self._server_requests[key] = (rpc_id, method, p)
             self._emit(_user_input_request(key, p))
@@ -884,22 +760,14 @@ class CodexSession:
     async def _supervise(self) -> None:
         try:
             await self._proc.wait()
-            _, pending = await asyncio.wait(self._reader_tasks, timeout=READER_DRAIN_S)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await settle(self._reader_tasks, READER_DRAIN_S)
             self._queue_end()
             # Codex ends the commands it started when it exits; sweep any it left behind.
             await self._terminate()
         finally:
             self._queue_end()
-            self._close_stdin()
-            if self._log_file is not None:
-                with contextlib.suppress(OSError):
-                    self._log_file.close()
-                self._log_file = None
+            close_stdin(self._proc)
+            self._stderr.close()
 
     def _queue_end(self) -> None:
         if not self._end_queued:
@@ -914,33 +782,20 @@ class CodexSession:
             self._terminal = Failed(self._stop_reason, retryable=False)
             return self._terminal
         code = self._proc.returncode
-        if code is not None and code < 0:
-            try:
-                how = f"was killed by signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"was killed by signal {-code}"
-        else:
-            how = f"exited with code {code}"
+        how = ("was " if code is not None and code < 0 else "") + describe_exit(code)
         self._terminal = Failed(f"codex app-server {how} before the task finished{self._stderr_suffix()}",
                                 retryable=True)
         return self._terminal
 
     def _stderr_suffix(self) -> str:
-        tail = list(self._stderr_tail)[-ERROR_TAIL_LINES:]
-        return (": " + "\n".join(tail)) if tail else ""
-
-    def _close_stdin(self) -> None:
-        stdin = self._proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            with contextlib.suppress(Exception):
-                stdin.close()
+        return self._stderr.suffix()
 
     def _targets(self) -> tuple[bool, set[int]]:
         """(group alive, other processes to signal): Codex's descendants outside our group, and
         everything in the sessions they started (an orphan there has lost its parent link)."""
-        table = _proc_table()
+        table = proc_table()
         pgid = self._proc.pid
-        for pid in _descendants(pgid, table):
+        for pid in descendants(pgid, table):
             sid = table[pid][3]
             if sid != pgid and sid > 1:
                 self._known_sessions.add(sid)
@@ -1043,23 +898,3 @@ def _error_text(err: Any) -> str:
     message = str(err.get("message") or "codex reported an error")
     details = err.get("additionalDetails")
     return f"{message} ({details})" if details else message
-
-
-def _compact(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _taskpin_version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("taskpin")
-    except Exception:  # noqa: BLE001
-        return "0"

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import itertools
 import json
 import logging
-import os
-import shutil
 import signal
-import sys
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -39,8 +33,30 @@ from .base import (
     ToolActivity,
     Usage,
 )
-from .env import inherited_env
+from .env import agent_env
 from .errors import HarnessConfigError, HarnessError
+from .options import (
+    agent_options,
+    argv_option,
+    bool_option,
+    env_option,
+    executable_problem,
+    json_text,
+    require_cost,
+    require_count,
+    require_str,
+    seconds_option,
+)
+from .process import (
+    AgentStderr,
+    close_stdin,
+    describe_exit,
+    settle,
+    signal_group,
+    spawn_agent,
+    spawn_error,
+    stop_process_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +67,6 @@ DEFAULT_STOP_GRACE_S = 5.0
 STREAM_LIMIT = 4 * 1024 * 1024        # asyncio StreamReader buffer limit for stdout/stderr
 MAX_LINE_BYTES = 1024 * 1024          # longer lines are truncated (the rest is discarded)
 SUMMARY_LINES = 5                     # output lines kept for an implicit Finished summary
-STDERR_TAIL_LINES = 10                # stderr lines kept for error messages
-ERROR_TAIL_LINES = 5                  # ...of which this many go into a Failed error
 MAX_ENV_PROMPT_BYTES = 100_000       # TASKPIN_PROMPT is cut here (Linux: 128 KiB per env string)
 READER_DRAIN_S = 2.0                  # after exit: how long to wait for stdout/stderr EOF
 
@@ -73,38 +87,10 @@ def _json_line(obj: Mapping[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-# ---- PR_SET_PDEATHSIG ---------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-_libc: Any = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(Exception):  # no libc via ctypes: simply no death signal
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _child_preexec() -> None:  # pragma: no cover - runs in the forked child
-    # Runs between fork and exec: the direct child gets SIGKILL when taskpin dies, even by
-    # SIGKILL. (The rest of the group is cleaned up by the core's recovery, by pgid.)
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 # ---- options ----------------------------------------------------------------------------
 
 def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    command = options.get("command")
-    if isinstance(command, str):
-        raise HarnessConfigError(
-            f"command must be a list of arguments, not a shell string: write "
-            f"command = {json.dumps(command.split() or ['path/to/agent'])} "
-            f"(taskpin never runs agents through a shell)"
-        )
-    if command is None:
-        command = []
-    if not isinstance(command, (list, tuple)) or not all(isinstance(a, str) for a in command):
-        raise HarnessConfigError(
-            f'command must be a list of strings like ["python", "agent.py"], got {command!r}'
-        )
+    command = argv_option(options, example='["python", "agent.py"]')
 
     prompt_via = options.get("prompt_via", "stdin")
     if prompt_via not in PROMPT_MODES:
@@ -112,30 +98,13 @@ def _parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
             f"prompt_via must be one of {', '.join(PROMPT_MODES)}, got {prompt_via!r}"
         )
 
-    env = options.get("env") or {}
-    if not isinstance(env, Mapping):
-        raise HarnessConfigError(f"env must be a table of NAME = value, got {env!r}")
-    env = {str(k): str(v) for k, v in env.items()}
-
-    resume = options.get("resume", False)
-    if not isinstance(resume, bool):
-        raise HarnessConfigError(f"resume must be true or false, got {resume!r}")
-
-    follow_up = options.get("follow_up", prompt_via != "stdin-text")
-    if not isinstance(follow_up, bool):
-        raise HarnessConfigError(f"follow_up must be true or false, got {follow_up!r}")
-
-    grace = options.get("stop_grace_s", DEFAULT_STOP_GRACE_S)
-    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
-        raise HarnessConfigError(f"stop_grace_s must be a number >= 0, got {grace!r}")
-
     return {
-        "command": list(command),
+        "command": command,
         "prompt_via": prompt_via,
-        "env": env,
-        "resume": resume,
-        "follow_up": follow_up,
-        "stop_grace_s": float(grace),
+        "env": env_option(options),
+        "resume": bool_option(options, "resume", False),
+        "follow_up": bool_option(options, "follow_up", prompt_via != "stdin-text"),
+        "stop_grace_s": seconds_option(options, "stop_grace_s", DEFAULT_STOP_GRACE_S),
     }
 
 
@@ -147,9 +116,7 @@ class CommandHarness:
     kind = "command"
 
     def __init__(self, config: AgentConfig | Mapping[str, Any], *, stop_grace_s: float | None = None):
-        options = config.options if isinstance(config, AgentConfig) else dict(config)
-        options.pop("kind", None)
-        opts = _parse_options(options)
+        opts = _parse_options(agent_options(config))
         self.command: list[str] = opts["command"]
         self.prompt_via: str = opts["prompt_via"]
         self.env: dict[str, str] = opts["env"]
@@ -174,31 +141,13 @@ class CommandHarness:
     def check(self) -> list[str]:
         if not self.command:
             return ['command is not set: add e.g. command = ["python", "agent.py"] to this agent']
-        exe = self.command[0]
-        if not exe:
-            return ["command[0] is empty: it must name the executable to run"]
-        if os.sep in exe:
-            path = Path(exe).expanduser()
-            if not path.is_absolute():
-                return []  # resolved inside the task's worktree at run time
-            if not path.exists():
-                return [f"executable {exe} does not exist: fix the path in command"]
-            if path.is_dir() or not os.access(path, os.X_OK):
-                return [f"{exe} is not an executable file: chmod +x it, or run it through an "
-                        f'interpreter (command = ["python", "{exe}"])']
-            return []
-        search_path = self.env.get("PATH", os.environ.get("PATH", os.defpath))
-        if shutil.which(exe, path=search_path) is None:
-            return [f"executable {exe!r} was not found on PATH: install it, or put its absolute "
-                    f"path in command"]
-        return []
+        problem = executable_problem(self.command[0], self.env, interpreter="python")
+        return [problem] if problem else []
 
     # -- internals --
 
     def build_env(self, spec: SessionSpec, resume_id: str | None = None) -> dict[str, str]:
-        env = inherited_env()
-        env.update(self.env)
-        env.update({str(k): str(v) for k, v in spec.env.items()})
+        env = agent_env(self.env, spec.env)
         env.update({
             "TASKPIN_TASK_ID": str(spec.task_id),
             "TASKPIN_ATTEMPT": str(spec.attempt),
@@ -220,30 +169,14 @@ class CommandHarness:
         if spec.log_path is not None:
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=str(spec.workdir),
-                env=self.build_env(spec, resume_id),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_child_preexec if _libc is not None else None,
-                limit=STREAM_LIMIT,
-            )
-        except FileNotFoundError as exc:
-            if not Path(spec.workdir).is_dir():
-                raise HarnessError(f"cannot start agent: workdir {spec.workdir} does not exist") from exc
-            raise HarnessError(f"cannot start agent: executable {argv[0]!r} not found ({exc.strerror})") from exc
-        except OSError as exc:
-            if exc.errno == errno.E2BIG:
+            proc = await spawn_agent(argv, cwd=spec.workdir, env=self.build_env(spec, resume_id), limit=STREAM_LIMIT)
+        except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in an argument
+            if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
                 raise HarnessError(
                     "cannot start agent: the prompt is too long for a command-line argument; "
                     'use prompt_via = "stdin"'
                 ) from exc
-            raise HarnessError(f"cannot start agent {argv[0]!r}: {exc}") from exc
-        except ValueError as exc:  # e.g. a NUL byte in an argument
-            raise HarnessError(f"cannot start agent {argv[0]!r}: {exc}") from exc
+            raise spawn_error(exc, argv, spec.workdir) from exc
 
         session = CommandSession(
             proc,
@@ -293,15 +226,9 @@ class CommandSession:
         self._write_lock = asyncio.Lock()
         self._group_dead = False
         self._output_tail: deque[str] = deque(maxlen=SUMMARY_LINES)
-        self._stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
         self._marker_ids = itertools.count(1)
         self._marker_requests: set[str] = set()
-        self._log_file = None
-        if spec.log_path is not None:
-            try:
-                self._log_file = open(spec.log_path, "ab")  # noqa: SIM115 - closed in _supervise
-            except OSError as exc:
-                log.warning("cannot open agent log %s: %s", spec.log_path, exc)
         self._tasks: list[asyncio.Task] = []
         self.session_id: str | None = None
 
@@ -371,7 +298,7 @@ class CommandSession:
         if self._json_stdin:
             with contextlib.suppress(HarnessError):
                 await asyncio.wait_for(self._write(_json_line({"type": "interrupt"}), "interrupt"), 1.0)
-        self._signal_group(signal.SIGINT)
+        signal_group(self._proc.pid, signal.SIGINT)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._grace)
         await self.stop()
@@ -383,13 +310,8 @@ class CommandSession:
                 self._stop_reason = self._stop_reason or "stopped by taskpin"
             await self._terminate_group()
             # Let the supervisor queue the final event and close everything.
-            if self._tasks:
-                done, pending = await asyncio.wait(self._tasks, timeout=READER_DRAIN_S + 1.0)
-                for task in pending:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-            self._close_stdin()
+            await settle(self._tasks, READER_DRAIN_S + 1.0)
+            close_stdin(self._proc)
 
     # -- internals --
 
@@ -418,48 +340,11 @@ class CommandSession:
             except (BrokenPipeError, ConnectionResetError, OSError, RuntimeError) as exc:
                 raise HarnessError(f"cannot send the {what}: the agent closed its input ({exc})") from exc
 
-    def _close_stdin(self) -> None:
-        stdin = self._proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            with contextlib.suppress(Exception):
-                stdin.close()
-
-    def _signal_group(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, sig)
-
-    def _group_alive(self) -> bool:
-        """Does the process group still have a member that is not a zombie?"""
-        pgid = self._proc.pid
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _live_group_member(pgid)
-
     async def _terminate_group(self) -> None:
         async with self._term_lock:
-            await self._terminate_group_locked()
-
-    async def _terminate_group_locked(self) -> None:
-        if self._group_dead:
-            return
-        deadline = time.monotonic() + self._grace
-        if self._proc.returncode is None or self._group_alive():
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._grace)
-            while self._group_alive() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-        # Whatever is left of the group (the leader, or children that ignored SIGTERM).
-        self._signal_group(signal.SIGKILL)
-        await self._proc.wait()
-        kill_deadline = time.monotonic() + 1.0   # SIGKILL is delivered asynchronously
-        while self._group_alive() and time.monotonic() < kill_deadline:
-            await asyncio.sleep(0.01)
-        self._group_dead = True
+            if not self._group_dead:
+                await stop_process_group(self._proc, self._grace)
+                self._group_dead = True
 
     async def _read_lines(self, reader: asyncio.StreamReader) -> AsyncIterator[str]:
         """Lines without their newline; a line over MAX_LINE_BYTES is truncated, never fatal."""
@@ -513,12 +398,7 @@ class CommandSession:
         assert self._proc.stderr is not None
         try:
             async for line in self._read_lines(self._proc.stderr):
-                if line.strip():
-                    self._stderr_tail.append(line if len(line) <= 2000 else line[:2000] + " …")
-                if self._log_file is not None:
-                    with contextlib.suppress(OSError):
-                        self._log_file.write(line.encode("utf-8", errors="replace") + b"\n")
-                        self._log_file.flush()
+                self._stderr.add(line)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
@@ -538,22 +418,13 @@ class CommandSession:
             terminal.cancel()
             await exited
             # The leader is gone; stdout/stderr reach EOF unless a child still holds them.
-            readers = [self._stdout_task, self._stderr_task]
-            _, pending = await asyncio.wait(readers, timeout=READER_DRAIN_S)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await settle([self._stdout_task, self._stderr_task], READER_DRAIN_S)
             self._queue_end()
         finally:
             self._queue_end()  # even when cancelled: events() must always end
             if self._proc.returncode is not None:
-                self._close_stdin()
-            if self._log_file is not None:
-                with contextlib.suppress(OSError):
-                    self._log_file.close()
-                self._log_file = None
+                close_stdin(self._proc)
+            self._stderr.close()
 
     def _queue_end(self) -> None:
         if not self._end_queued:
@@ -564,19 +435,12 @@ class CommandSession:
         if self._terminal is not None:
             return self._terminal
         code = self._proc.returncode
-        tail = list(self._stderr_tail)[-ERROR_TAIL_LINES:]
-        suffix = (": " + "\n".join(tail)) if tail else ""
+        suffix = self._stderr.suffix()
         if self._stop_reason is not None:
             return Failed(self._stop_reason + suffix, retryable=False)
         if code == 0:
             return Finished(summary="\n".join(self._output_tail))
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = str(-code)
-            return Failed(f"killed by signal {name}{suffix}", retryable=True)
-        return Failed(f"exited with code {code}{suffix}", retryable=True)
+        return Failed(f"{describe_exit(code)}{suffix}", retryable=True)
 
     # -- parsing --
 
@@ -623,16 +487,16 @@ class CommandSession:
     def _event_from(self, obj: dict[str, Any]) -> HarnessEvent | None:
         kind = obj.get("type")
         if kind == "output":
-            return OutputText(_str(obj["text"]))
+            return OutputText(require_str(obj["text"]))
         if kind == "activity":
-            return ToolActivity(tool=_str(obj["tool"]), detail=_text(obj.get("detail", "")))
+            return ToolActivity(tool=require_str(obj["tool"]), detail=json_text(obj.get("detail", "")))
         if kind == "intervention":
             return self._intervention(obj)
         if kind == "usage":
             return Usage(
-                input_tokens=_count(obj.get("input_tokens", 0)),
-                output_tokens=_count(obj.get("output_tokens", 0)),
-                cost_usd=_cost(obj.get("cost_usd", 0.0)),
+                input_tokens=require_count(obj.get("input_tokens", 0)),
+                output_tokens=require_count(obj.get("output_tokens", 0)),
+                cost_usd=require_cost(obj.get("cost_usd", 0.0)),
             )
         if kind == "session":
             sid = obj["id"]
@@ -640,19 +504,19 @@ class CommandSession:
                 return None
             return SessionIdAssigned(str(sid))
         if kind == "finished":
-            return Finished(summary=_text(obj.get("summary", "")))
+            return Finished(summary=json_text(obj.get("summary", "")))
         if kind == "failed":
             retryable = obj.get("retryable", True)
             if not isinstance(retryable, bool):
                 return None
-            return Failed(error=_text(obj.get("error", "")) or "the agent reported a failure", retryable=retryable)
+            return Failed(error=json_text(obj.get("error", "")) or "the agent reported a failure", retryable=retryable)
         return None
 
     def _intervention(self, obj: dict[str, Any]) -> InterventionRequest | None:
         rid = obj["id"]
         if isinstance(rid, bool) or not isinstance(rid, (str, int)) or str(rid) == "":
             return None
-        prompt = _str(obj["prompt"])
+        prompt = require_str(obj["prompt"])
         raw_options = obj.get("options") or []
         if not isinstance(raw_options, list):
             return None
@@ -669,9 +533,9 @@ class CommandSession:
             okind = raw.get("kind", "other")
             options.append(Option(
                 id=str(oid),
-                label=_text(raw.get("label")) or str(oid),
+                label=json_text(raw.get("label")) or str(oid),
                 kind=okind if okind in _OPTION_KINDS else "other",
-                description=_text(raw.get("description", "")),
+                description=json_text(raw.get("description", "")),
             ))
         kind_name = obj.get("kind") or ("question" if options else "input")
         kind = InterventionKind(kind_name)
@@ -687,30 +551,10 @@ class CommandSession:
             kind=kind,
             prompt=prompt,
             options=tuple(options),
-            tool=None if tool is None else _text(tool),
-            detail=None if detail is None else _text(detail),
+            tool=None if tool is None else json_text(tool),
+            detail=None if detail is None else json_text(detail),
             multi_select=multi,
         )
-
-
-def _live_group_member(pgid: int) -> bool:
-    """Linux: is any process of group `pgid` not a zombie? (Zombies wait for their reaper,
-    which may be a lazy init in a container; they hold no resources worth waiting for.)"""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
-            return True
-    return False
 
 
 def _cut_utf8(text: str, limit: int) -> str:
@@ -718,30 +562,3 @@ def _cut_utf8(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text
     return data[:limit].decode("utf-8", errors="ignore")
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("expected a string")
-    return value
-
-
-def _text(value: Any) -> str:
-    """A display string from any JSON value (objects are shown as compact JSON)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("expected a number")
-    return max(0, int(value))
-
-
-def _cost(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("expected a number")
-    return max(0.0, float(value))
