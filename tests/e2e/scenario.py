@@ -74,8 +74,12 @@ async def wait_thread(emu, task_id: int, needle: str, timeout: float = 6.0) -> d
         return next((m for m in replies if needle in emu.text_of(m)), None)
     try:
         return await emu.wait_for(find, timeout=timeout)
-    except Exception as exc:
-        raise AssertionError(f"no {needle!r} in the thread of #{task_id}") from exc
+    except TimeoutError:
+        try:
+            seen = [emu.text_of(m) for m in thread_of(emu, task_id)[1]]
+        except StopIteration:
+            seen = "(no thread)"
+        raise AssertionError(f"no {needle!r} in the thread of #{task_id}; it shows {seen}") from None
 
 
 async def run_question_to_review(emu, core, task_id: int) -> None:

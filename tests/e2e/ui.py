@@ -11,7 +11,7 @@ from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
 
 from .conftest import BOARD
-from .scenario import board_message, thread_of
+from .scenario import board_message, thread_of, wait_thread
 
 ACK_LIMIT_S = 3.0
 
@@ -67,25 +67,7 @@ async def thread_ts(emu, task_id: int) -> str:
 
 async def in_thread(emu, task_id: int, needle: str, timeout: float = 6.0) -> dict:
     """The first reply in the task's thread whose visible text contains `needle`."""
-    def find():
-        try:
-            _, replies = thread_of(emu, task_id)
-        except StopIteration:
-            return None
-        return next((m for m in replies if needle in emu.text_of(m)), None)
-    try:
-        return await emu.wait_for(find, timeout=timeout)
-    except TimeoutError:
-        seen = [emu.text_of(m) for m in thread_of(emu, task_id)[1]] if _has_thread(emu, task_id) else []
-        raise AssertionError(f"no {needle!r} in the thread of #{task_id}; it shows {seen}") from None
-
-
-def _has_thread(emu, task_id: int) -> bool:
-    try:
-        thread_of(emu, task_id)
-        return True
-    except StopIteration:
-        return False
+    return await wait_thread(emu, task_id, needle, timeout)
 
 
 async def ephemeral(emu, user: str, needle: str, timeout: float = 5.0) -> dict:
