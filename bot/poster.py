@@ -11,7 +11,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any

@@ -9,14 +9,14 @@ from collections.abc import Iterable
 
 from .config import OnApprove, Settings
 from .errors import ActionRefused, InvalidInput, NotAllowed
-from .events import InterventionReminder, InterventionResolved, TaskCreated, TaskStateChanged, TaskUpdated, EventBus
+from .events import EventBus, InterventionReminder, TaskCreated, TaskStateChanged, TaskUpdated
 from .harness.base import Harness
 from .harness.registry import build_harness
 from .logs import TaskLogs
 from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
 from .runner import Outcome, TaskRunner
 from .states import IllegalTransition, TaskState
-from .store import Store, TaskNotFound
+from .store import Store
 from .store.tables import utcnow
 from .workspaces import Workspaces, branch_name
 
@@ -307,22 +307,14 @@ class Orchestrator:
                                                          answer_options=answer.option_ids)
         if resolved is None:
             raise ActionRefused("this question was answered a moment ago")
-        runner.requests.pop(iv.id, None)
         self.logs.append(task.id, f"[taskpin] {actor} answered: {answer.text or ', '.join(answer.option_ids)}")
-        # Back to in_progress before the agent hears the answer: if it asks again at once,
-        # that next question moves the task to blocked again, in order.
-        task = await self.store.get_task(task.id)
-        if not runner.requests and task.state is S.BLOCKED:
-            try:
-                task = await self._transition(task, S.IN_PROGRESS, actor=actor, reason="answered")
-            except IllegalTransition:   # the run ended meanwhile; the answer still stands
-                task = await self.store.get_task(task.id)
-        self.bus.publish(InterventionResolved(task, resolved))
+        # The runner moves the card back to in_progress, in order with whatever the agent does
+        # next (it may ask again at once); the agent hears the answer without waiting for that.
+        runner.answered(resolved, actor)
         try:
             await runner.session.answer(request.request_id, answer, request)
         except Exception as exc:
             log.warning("task #%s: the answer could not reach the agent: %s", task.id, exc)
-        runner.poke()
         return resolved
 
     @staticmethod

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .events import AgentOutput, AttemptFailed, InterventionRequested, InterventionResolved, TaskStateChanged, TaskUpdated, UsageReported
+from .events import AgentOutput, AttemptFailed, InterventionRequested, InterventionResolved, TaskUpdated, UsageReported
 from .harness.base import (
     AgentSession,
     Failed,
@@ -25,7 +25,7 @@ from .harness.base import (
     ToolActivity,
     Usage,
 )
-from .models import InterventionStatus, TaskView
+from .models import InterventionStatus, InterventionView, TaskView
 from .states import IllegalTransition, TaskState
 from .store.tables import utcnow
 
@@ -55,6 +55,14 @@ class _Poke:
 @dataclass(frozen=True)
 class _Stop:
     outcome: Outcome
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """A human answered one of this run's interventions (already stored and sent)."""
+
+    intervention: InterventionView
+    actor: str
 
 
 class _StreamEnded:
@@ -120,6 +128,11 @@ class TaskRunner:
 
     def poke(self) -> None:
         self._inbox.put_nowait(_Poke())
+
+    def answered(self, intervention: InterventionView, actor: str) -> None:
+        """Queued before the agent hears the answer, so state changes keep the agent's order."""
+        self.requests.pop(intervention.id, None)
+        self._inbox.put_nowait(_Answered(intervention, actor))
 
     @property
     def blocked(self) -> bool:
@@ -238,6 +251,10 @@ class TaskRunner:
                 continue
             if self._inbox.qsize() < INBOX_LIMIT // 2:
                 self._room.set()
+            if isinstance(item, _Answered):
+                await self._on_answered(item)
+                last_event = time.monotonic()   # the idle clock restarts when the agent is unblocked
+                continue
             if isinstance(item, (_Poke, _Stop)):
                 last_event = time.monotonic() if isinstance(item, _Poke) else last_event
                 continue
@@ -341,6 +358,16 @@ class TaskRunner:
             task = await core._transition(task, S.BLOCKED, actor="agent", reason=f"needs a human: {request.kind}")
         core.bus.publish(InterventionRequested(task, iv))
 
+    async def _on_answered(self, item: _Answered) -> None:
+        core = self.core
+        task = await core.store.get_task(self.task_id)
+        if not self.requests and task.state is S.BLOCKED:
+            try:
+                task = await core._transition(task, S.IN_PROGRESS, actor=item.actor, reason="answered")
+            except IllegalTransition:
+                task = await core.store.get_task(self.task_id)
+        core.bus.publish(InterventionResolved(task, item.intervention))
+
     async def _sleep_unless_stopped(self, delay: float) -> bool:
         """Wait out a retry backoff; True when a stop came in meanwhile."""
         deadline = time.monotonic() + delay
@@ -371,6 +398,7 @@ class TaskRunner:
                 if self.attempt_id:
                     await store.end_attempt(self.attempt_id, "interrupted", "taskpin stopped")
                 return
+            await self._announce_unprocessed_answers()
             await self._close_interventions(InterventionStatus.EXPIRED if outcome.expired
                                             else InterventionStatus.CANCELLED)
             if self.attempt_id:
@@ -385,6 +413,14 @@ class TaskRunner:
             core.logs.close(self.task_id)
             self.done.set()
             core._runner_done(self)
+
+    async def _announce_unprocessed_answers(self) -> None:
+        """Answers that arrived as the run ended still close their questions in the surface."""
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Answered):
+                self.core.bus.publish(InterventionResolved(await self.core.store.get_task(self.task_id),
+                                                           item.intervention))
 
     async def _close_interventions(self, status: InterventionStatus) -> None:
         for iv_id in list(self.requests):

@@ -1,7 +1,6 @@
 """Shared fixtures: real SQLite files, a fresh PostgreSQL database per test, real git repos."""
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys

@@ -7,7 +7,7 @@ from orchestrator import TaskState
 from tests.core.helpers import wait_state
 
 from .conftest import BOARD, OTHER, OWNER
-from .scenario import asking_agent, board_text, click_card, create_by_slash, run_question_to_review, wait_board, wait_thread
+from .scenario import asking_agent, click_card, create_by_slash, run_question_to_review, wait_board, wait_thread
 
 S = TaskState
 

@@ -8,7 +8,6 @@ import secrets
 import time
 
 import aiohttp
-import pytest
 
 from bot.emulator import SlackEmulator
 from bot.ids import ActionId
