@@ -97,7 +97,7 @@ class Runtime:
             connected = session is not None and not session.closed
             checks["slack"] = "connected" if connected else "disconnected"
             healthy = healthy and connected
-        checks["running_sessions"] = len(self.core._runners)
+        checks["running_sessions"] = self.core.running_sessions
         return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
 
     async def close(self) -> None:

@@ -142,6 +142,10 @@ class Orchestrator:
     def tail_log(self, task_id: int, lines: int | None = None) -> list[str]:
         return self.logs.tail(task_id, lines or self.settings.log_tail_lines)
 
+    @property
+    def running_sessions(self) -> int:
+        return len(self._runners)
+
     def is_running(self, task_id: int) -> bool:
         return task_id in self._runners
 

@@ -189,6 +189,8 @@ class Workspaces:
         path = self.path_for(task_id)
         repo = _open(repo_path)
         _check_branch(branch)
+        if not path.exists() and self._add_fresh(repo, path, branch, base_branch):
+            return path   # the usual first dispatch: one git call
         repo.git.worktree("prune")
         registered = _worktrees(repo)
         if path in registered:
@@ -211,6 +213,16 @@ class Workspaces:
                                  f"{_git_error(exc)} (if the branch is checked out elsewhere, `git worktree remove` that "
                                  f"worktree first).") from None
         return path
+
+    def _add_fresh(self, repo: git.Repo, path: Path, branch: str, base_branch: str) -> bool:
+        """A new branch in a new worktree; False when that is not the situation (the slow path decides)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            repo.git.worktree("add", "--no-track", "-b", branch, "--", str(path),
+                              f"refs/heads/{_check_branch(base_branch, 'base branch')}")
+            return True
+        except git.GitCommandError:
+            return False   # the branch exists, a stale registration...: nothing was created
 
     def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR) -> str | None:
         worktree = Path(worktree).resolve()
