@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
@@ -137,5 +137,3 @@ def _toml_path(init_settings: PydanticBaseSettingsSource, dotenv_settings: Pydan
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
 
-
-ConfigProblemKind = Literal["error", "warning"]
