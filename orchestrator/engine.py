@@ -394,7 +394,8 @@ class Orchestrator:
     async def _after_runner(self) -> None:
         try:
             await self.kick()
-            for task_id in await self.store.queued_task_ids():   # positions moved up
-                self.bus.publish(TaskUpdated(await self.store.get_task(task_id)))
+            for task in await self.store.list_tasks(states=[S.IN_PROGRESS]):   # queue positions moved up
+                if task.queued:
+                    self.bus.publish(TaskUpdated(task))
         except Exception:
             log.exception("scheduling after a finished session failed")

@@ -142,26 +142,22 @@ class Store:
         return {TaskState(state): n for state, n in rows}
 
     async def _views(self, query) -> list[TaskView]:
+        """Task views in one query (counts as correlated subqueries), plus the queue order
+        only when a selected task is queued."""
+        pending = (select(func.count()).where(InterventionRow.task_id == TaskRow.id,
+                                              InterventionRow.status == InterventionStatus.PENDING.value)
+                   .correlate(TaskRow).scalar_subquery())
+        attempts = (select(func.count()).where(AttemptRow.task_id == TaskRow.id)
+                    .correlate(TaskRow).scalar_subquery())
         async with self.session() as s:
-            rows = (await s.execute(query)).scalars().all()
-            if not rows:
-                return []
-            ids = [r.id for r in rows]
-            queue = (await s.execute(
-                select(TaskRow.id).where(TaskRow.queued_at.is_not(None)).order_by(TaskRow.queued_at, TaskRow.id)
-            )).scalars().all()
-            pending = dict((await s.execute(
-                select(InterventionRow.task_id, func.count())
-                .where(InterventionRow.status == InterventionStatus.PENDING.value,
-                       InterventionRow.task_id.in_(ids))
-                .group_by(InterventionRow.task_id)
-            )).all())
-            attempts = dict((await s.execute(
-                select(AttemptRow.task_id, func.count()).where(AttemptRow.task_id.in_(ids))
-                .group_by(AttemptRow.task_id)
-            )).all())
+            rows = (await s.execute(query.add_columns(pending, attempts))).all()
+            queue = []
+            if any(row.queued_at is not None for row, _, _ in rows):
+                queue = (await s.execute(select(TaskRow.id).where(TaskRow.queued_at.is_not(None))
+                                         .order_by(TaskRow.queued_at, TaskRow.id))).scalars().all()
         position = {task_id: i + 1 for i, task_id in enumerate(queue)}
-        return [self._task_view(r, position.get(r.id), pending.get(r.id, 0), attempts.get(r.id, 0)) for r in rows]
+        return [self._task_view(row, position.get(row.id), n_pending, n_attempts)
+                for row, n_pending, n_attempts in rows]
 
     @staticmethod
     def _task_view(row: TaskRow, queue_position: int | None, pending: int, attempts: int) -> TaskView:

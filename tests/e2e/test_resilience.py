@@ -94,17 +94,21 @@ async def test_healthz_answers_json_in_socket_mode(emu, taskpin):
     assert status == 200 and body["ok"] is True and body["slack"] == "connected"
 
 
+async def dispatch_until_asked(emu, core, task_id: int) -> tuple[str, str]:
+    """Dispatch from the board and wait for the agent's question; (board ts, thread ts)."""
+    await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
+    await wait_state(core, task_id, S.BLOCKED)
+    await wait_thread(emu, task_id, "Which greeting")
+    return board_message(emu)["ts"], thread_of(emu, task_id)[0]
+
+
 # ---- 3. restarts --------------------------------------------------------------------------------
 
 async def test_restart_while_a_question_waits_reuses_the_board_and_the_thread(emu, taskpin):
     await taskpin.start(asking_agent())
     core = taskpin.core
     task_id = await create_by_slash(emu, core)
-    await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
-    await wait_state(core, task_id, S.BLOCKED)
-    await wait_thread(emu, task_id, "Which greeting")
-    board_ts = board_message(emu)["ts"]
-    thread_ts, _ = thread_of(emu, task_id)
+    board_ts, thread_ts = await dispatch_until_asked(emu, core, task_id)
 
     await taskpin.stop()
     edits_before = len(emu.edits(BOARD, board_ts))
@@ -158,11 +162,7 @@ async def test_a_resumable_agent_continues_its_session_after_a_restart(emu, task
     await taskpin.start(agents)
     core = taskpin.core
     task_id = await create_by_slash(emu, core)
-    await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
-    await wait_state(core, task_id, S.BLOCKED)
-    await wait_thread(emu, task_id, "Which greeting")
-    board_ts = board_message(emu)["ts"]
-    thread_ts, _ = thread_of(emu, task_id)
+    board_ts, thread_ts = await dispatch_until_asked(emu, core, task_id)
 
     await taskpin.stop()
     await taskpin.start(agents)
