@@ -21,7 +21,10 @@ async def _task(store: Store, title="Fix login", owner="U1"):
 async def test_migrations_create_schema_and_record_head(db_url):
     store = await Store.open(db_url)
     try:
-        assert await current_revision(store.engine) == "0001"
+        from alembic.script import ScriptDirectory
+        from orchestrator.store.migrate import alembic_config
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert head not in (None, "0001") and await current_revision(store.engine) == head
         task = await _task(store)
         assert task.state is S.BACKLOG and task.branch == f"taskpin/{task.id}-fix"
     finally:

@@ -127,3 +127,23 @@ class KeyValueRow(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[dict | list | str | int | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OutboxRow(Base):
+    """A message taskpin must get into Slack; removed (or marked sent) only once Slack took it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryRow(Base):
+    """An inbound Slack delivery (envelope, event or retry id) already handled."""
+
+    __tablename__ = "deliveries"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
