@@ -1,17 +1,28 @@
-"""The `taskpin` command: run, check, db, demo."""
+"""The `taskpin` command: run, check, db, demo. Every failure is one problem and its fix, or
+one line and a non-zero exit: never a traceback (those go to the log at --log-level DEBUG)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import logging
+import os
+import socket
 import sys
 import tomllib
+from importlib import metadata
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.check import Problem, check_all
-from orchestrator.config import Settings
+from orchestrator.check import Problem, check_all, database_url_problem
+from orchestrator.config import DOTENV_FILE, Settings, config_file, env_names, load_toml, toml_keys
+from orchestrator.config_check import dotenv_problems, name_problems
 
-from .settings import SlackSettings, check_slack
+from .settings import SlackSettings, check_slack, env_aliases, toml_aliases
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+log = logging.getLogger("taskpin")
 
 
 def _validation_problems(exc: ValidationError, prefix: str = "TASKPIN_") -> list[Problem]:
@@ -34,11 +45,52 @@ def load_settings() -> tuple[Settings | None, SlackSettings | None, list[Problem
     except (tomllib.TOMLDecodeError, OSError) as exc:
         problems.append(Problem("TASKPIN_CONFIG", f"the TOML file cannot be read: {exc}",
                                 "fix the file (see taskpin.example.toml) or point TASKPIN_CONFIG at another"))
+    except (UnicodeDecodeError, ValueError):
+        pass        # a .env that cannot be read: config_problems() names the file and the fix
     try:
         slack = SlackSettings()
     except ValidationError as exc:
         problems += _validation_problems(exc, prefix="")
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError, ValueError):
+        pass        # reported above, once
     return core, slack, problems
+
+
+def config_problems(core: Settings | None) -> list[Problem]:
+    """Names nobody reads (misspelt keys and variables) and .env lines that cannot be parsed."""
+    dotenv, problems = dotenv_problems(Path(DOTENV_FILE))
+    toml_file = core.config if core is not None and core.config else config_file(dotenv.get("TASKPIN_CONFIG"))
+    try:
+        toml_data = load_toml(toml_file) if toml_file is not None else None
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        toml_data = None    # load_settings() reported it
+    problems += name_problems(toml_file=toml_file, toml_data=toml_data, toml_keys=toml_keys() | set(toml_aliases()),
+                              env_names=env_names() | set(env_aliases()), environ=os.environ, dotenv=dotenv,
+                              dotenv_name=DOTENV_FILE)
+    return problems
+
+
+def port_problem(host: str, port: int) -> Problem | None:
+    """Whether `taskpin run` can listen where it is told to (checked before it connects to Slack)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return Problem("TASKPIN_HTTP_PORT", f"port {port} on {host} is already in use (is taskpin already "
+                           "running?)", "stop what uses it, or set TASKPIN_HTTP_PORT to a free port")
+        return Problem("TASKPIN_HTTP_HOST", f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                       "set TASKPIN_HTTP_HOST to an address of this machine (0.0.0.0: all of them)")
+    return None
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def print_problems(problems: list[Problem]) -> None:
@@ -47,17 +99,28 @@ def print_problems(problems: list[Problem]) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-async def _check(include_slack: bool = True) -> list[Problem]:
+async def _check(include_slack: bool = True, online: bool = True, for_run: bool = False) -> list[Problem]:
+    """Every problem: the files' names and syntax, the core's settings, the Slack settings, and
+    (online) what Slack itself says about the tokens, scopes and board channel."""
     core, slack, problems = load_settings()
+    problems += config_problems(core)
     if core is not None:
         problems += await check_all(core)
     if slack is not None and include_slack:
-        problems += check_slack(slack)
-    return problems
+        static = check_slack(slack)
+        problems += static
+        if for_run and not static:
+            problems += [p for p in [port_problem(slack.http_host, slack.http_port)] if p]
+        broken = {p.where for p in static}
+        if online and not broken & {"SLACK_BOT_TOKEN", "SLACK_API_URL"}:
+            from .slack_check import check_slack_api
+
+            problems += [p for p in await check_slack_api(slack) if p.where not in broken]
+    return _dedupe(problems)
 
 
 def cmd_check(args) -> int:
-    problems = asyncio.run(_check(include_slack=not args.core_only))
+    problems = asyncio.run(_check(include_slack=not args.core_only, online=not args.offline))
     if problems:
         print_problems(problems)
         return 1
@@ -67,8 +130,9 @@ def cmd_check(args) -> int:
 
 def cmd_db(args) -> int:
     core, _, problems = load_settings()
-    if core is None:
-        print_problems(problems)
+    url_problem = database_url_problem(core.database_url) if core is not None else None
+    if core is None or url_problem is not None:
+        print_problems([url_problem] if url_problem else problems)
         return 1
 
     async def run() -> None:
@@ -86,13 +150,13 @@ def cmd_db(args) -> int:
     try:
         asyncio.run(run())
     except Exception as exc:
-        print(f"taskpin: the database could not be migrated: {exc}", file=sys.stderr)
+        print(f"taskpin: the database could not be migrated: {one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_run(args) -> int:
-    problems = asyncio.run(_check())
+    problems = asyncio.run(_check(for_run=True))
     if problems:
         print_problems(problems)
         print("taskpin: not starting. Run `taskpin check` after fixing these.", file=sys.stderr)
@@ -107,6 +171,11 @@ def cmd_run(args) -> int:
         asyncio.run(serve(core, slack))
     except KeyboardInterrupt:
         pass
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback at DEBUG only
+        log.debug("taskpin stopped on an error", exc_info=True)
+        print(f"taskpin: stopped: {one_line(exc)}", file=sys.stderr)
+        print("taskpin: run `taskpin check`; `taskpin run --log-level DEBUG` logs the details", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -118,12 +187,15 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskpin", description="Supervise AI coding agents from Slack.")
+    parser.add_argument("--version", action="version", version=f"taskpin {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the core and the Slack bot")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                     help="DEBUG also logs tracebacks")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate the configuration and say how to fix each problem")
     check.add_argument("--core-only", action="store_true", help="skip the Slack settings")
+    check.add_argument("--offline", action="store_true", help="do not ask Slack about the tokens and channel")
     check.set_defaults(func=cmd_check)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
@@ -134,9 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    try:
+        return metadata.version("taskpin")
+    except metadata.PackageNotFoundError:
+        return "(not installed: run pip install -e .)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)   # check names each bad .env line itself
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

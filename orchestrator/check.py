@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from .config import Settings
 from .harness.registry import build_harness
@@ -40,6 +45,11 @@ def check_structure(settings: Settings) -> list[Problem]:
     if settings.default_agent and settings.default_agent not in settings.agents:
         problems.append(Problem("TASKPIN_DEFAULT_AGENT", f"names {settings.default_agent!r}, which is not configured",
                                 f"use one of: {', '.join(settings.agents) or '(none yet)'}"))
+    problems += directory_problems("TASKPIN_WORKSPACES_DIR", settings.workspaces_dir)
+    problems += directory_problems("TASKPIN_LOG_DIR", settings.log_dir)
+    url_problem = database_url_problem(settings.database_url)
+    if url_problem is not None:
+        problems.append(url_problem)
     workspaces = Workspaces(settings.workspaces_dir)
     for name, repo in settings.repos.items():
         for message in workspaces.check_repo(repo.path, repo.base_branch):
@@ -55,7 +65,66 @@ def check_structure(settings: Settings) -> list[Problem]:
     return problems
 
 
+def directory_problems(where: str, path: Path) -> list[Problem]:
+    """The folder taskpin creates files in: it, or the nearest folder above it that exists, must
+    be a writable folder. Tried with a real file (root passes permission checks it would fail)."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    fix = f"create {path} writable by the user taskpin runs as, or set {where} to another folder"
+    if not existing.is_dir():
+        return [Problem(where, f"{path} cannot be created: {existing} is not a folder", fix)]
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return [Problem(where, f"{path} is not writable ({exc.strerror} in {existing})", fix)]
+    return []
+
+
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+def database_url_problem(url: str) -> Problem | None:
+    """A URL SQLAlchemy cannot use with asyncio: no async driver, an unknown scheme, garbage."""
+    example = "sqlite+aiosqlite:///./taskpin.db or postgresql+asyncpg://user@host:5432/taskpin"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return Problem("TASKPIN_DATABASE_URL", "is not a database URL", f"use e.g. {example}")
+    backend = {"postgres": "postgresql"}.get(parsed.get_backend_name(), parsed.get_backend_name())
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        return Problem("TASKPIN_DATABASE_URL", f"{backend!r} is not a supported database",
+                       f"use SQLite or PostgreSQL: {example}")
+    if parsed.get_driver_name() != driver:
+        fixed = _with_driver(parsed, backend, driver)
+        return Problem("TASKPIN_DATABASE_URL", f"{parsed.drivername}:// has no asyncio driver (taskpin needs "
+                       f"{backend}+{driver})", f"write it as {fixed}")
+    return None
+
+
+def _with_driver(parsed: URL, backend: str, driver: str) -> str:
+    return parsed.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 async def check_database(url: str) -> list[Problem]:
+    """Connect and ask for 1. A SQLite file that does not exist yet is not created: its folder
+    is checked instead (taskpin creates the file at its first start)."""
+    if database_url_problem(url) is not None:
+        return []       # already reported by check_structure
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return directory_problems("TASKPIN_DATABASE_URL", path.parent)
     engine = make_engine(url)
     try:
         async with asyncio.timeout(10):

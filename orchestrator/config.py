@@ -1,24 +1,32 @@
 """Settings: environment variables, a .env file, and a TOML file for repositories and agents.
 
-Precedence, highest first: explicit arguments, environment, .env, TOML, defaults.
+Precedence, highest first: explicit arguments, environment, .env, TOML, defaults. Any setting
+may go in the TOML file, as its environment name in lower case without TASKPIN_; relative
+paths there are relative to the file's own folder.
 """
 from __future__ import annotations
 
 import os
+import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONFIG_FILE = "taskpin.toml"
+ENV_PREFIX = "TASKPIN_"
+DOTENV_FILE = ".env"
 
 
 class OnApprove(StrEnum):
@@ -56,8 +64,8 @@ def _split_csv(value: Any) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TASKPIN_",
-        env_file=".env",
+        env_prefix=ENV_PREFIX,
+        env_file=DOTENV_FILE,
         env_file_encoding="utf-8",
         env_ignore_empty=True,
         extra="ignore",
@@ -105,12 +113,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        toml_path = _toml_path(init_settings, dotenv_settings)
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        sources.append(file_secret_settings)
-        return tuple(sources)
+        toml_path = config_file(init_settings().get("config"), dotenv_settings)
+        toml = InitSettingsSource(settings_cls, load_toml(toml_path) if toml_path else {})
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     def repo(self, name: str | None) -> tuple[str, RepoConfig]:
         name = name or self.default_repo or (next(iter(self.repos)) if len(self.repos) == 1 else None)
@@ -125,15 +130,71 @@ class Settings(BaseSettings):
         return name, self.agents[name]
 
 
-def _toml_path(init_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource) -> Path | None:
-    explicit = init_settings().get("config") or os.environ.get("TASKPIN_CONFIG")
-    if not explicit:
+def config_file(explicit: Any = None, dotenv_settings: PydanticBaseSettingsSource | None = None) -> Path | None:
+    """The TOML file in use: an explicit one, TASKPIN_CONFIG (environment, then the .env file
+    the settings read, if any), or ./taskpin.toml when it exists."""
+    explicit = explicit or os.environ.get("TASKPIN_CONFIG")
+    env_file = getattr(dotenv_settings, "env_file", None)
+    if not explicit and isinstance(env_file, (str, Path)) and Path(env_file).is_file():
         try:
-            explicit = dotenv_settings().get("config")
-        except Exception:  # a broken .env is reported by pydantic itself
+            explicit = dotenv_values(env_file).get("TASKPIN_CONFIG")
+        except (OSError, ValueError):  # a broken .env is reported by `taskpin check`
             explicit = None
     if explicit:
         return Path(explicit)
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
 
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """The file's tables, with relative paths made relative to the file's folder.
+    A missing file is empty (`taskpin check` says it is missing)."""
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return resolve_relative_paths(data, path.resolve().parent)
+
+
+PATH_KEYS = ("workspaces_dir", "log_dir")
+
+
+def resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    def resolved(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            return os.path.normpath(base / value)
+        return value
+
+    data = dict(data)
+    for key in PATH_KEYS:
+        if key in data:
+            data[key] = resolved(data[key])
+    if isinstance(data.get("repos"), dict):
+        data["repos"] = {name: ({**repo, "path": resolved(repo["path"])} if isinstance(repo, dict) and "path" in repo
+                                else repo) for name, repo in data["repos"].items()}
+    if isinstance(data.get("database_url"), str):
+        data["database_url"] = _resolve_sqlite_url(data["database_url"], base)
+    return data
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url          # reported by `taskpin check`
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return url
+    if Path(database).is_absolute():
+        return url
+    return parsed.set(database=os.path.normpath(base / database)).render_as_string(hide_password=False)
+
+
+def toml_keys() -> set[str]:
+    """The top-level keys of taskpin.toml that are core settings."""
+    return set(Settings.model_fields) - {"config"}
+
+
+def env_names() -> set[str]:
+    """The environment variables that are core settings."""
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}

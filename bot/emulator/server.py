@@ -15,6 +15,7 @@ from .driver import UserActions
 from .ratelimit import RateLimiter
 from .reading import Reading
 from .state import BOT_USER_ID, TEAM_ID, TEAM_DOMAIN, Channel, Workspace
+from .tokens import TokenRules
 from .webapi import CallRecord, bot_fields, check_content, handle, ApiError
 
 RESPONSE_URL_USES = 5
@@ -31,6 +32,7 @@ class SlackEmulator(UserActions, Reading):
         self.bot_token, self.app_token, self.signing_secret = bot_token, app_token, signing_secret
         self.ack_timeout, self.trigger_ttl, self.bot_events = ack_timeout, trigger_ttl, bot_events
         self.ws = Workspace(users, channels)
+        self.tokens = TokenRules(bot_token)
         self.limiter = RateLimiter(rate_limits)
         self.dispatcher = Dispatcher(signing_secret)
         self.calls: list[CallRecord] = []

@@ -71,6 +71,7 @@ async def handle(emu: "SlackEmulator", request: web.Request) -> web.Response:
         token = auth[7:].strip() if auth.startswith("Bearer ") else params.pop("token", None)
         params.pop("token", None)
         body = dispatch(emu, method, params, token)
+        headers.update(emu.tokens.headers(token))
     except ApiError as e:
         extra = dict(e.extra)
         if e.error == "ratelimited":
@@ -86,6 +87,8 @@ def dispatch(emu: "SlackEmulator", method: str, params: dict, token: str | None)
         raise ApiError("unknown_method")
     if not token:
         raise ApiError("not_authed")
+    if emu.tokens.error_for(token):
+        raise ApiError(emu.tokens.error_for(token))
     if token not in (emu.bot_token, emu.app_token):
         raise ApiError("invalid_auth")
     if (token == emu.app_token) != (method in APP_TOKEN_METHODS):
@@ -293,7 +296,10 @@ def conversations_replies(emu, params):
 
 @api("conversations.info")
 def conversations_info(emu, params):
-    return {"channel": channel_of(emu, params).info()}
+    ch = channel_of(emu, params)
+    if ch.is_private and BOT_USER_ID not in ch.members:
+        raise ApiError("channel_not_found")      # Slack hides private channels from non-members
+    return {"channel": ch.info()}
 
 
 @api("conversations.open")
