@@ -220,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours still gets one line, not a traceback
+        print(f"taskpin {args.command}: failed: {one_line(exc)}", file=sys.stderr)
+        print("taskpin: please report this with the output of the same command with TASKPIN_TRACEBACK=1",
+              file=sys.stderr)
+        if os.environ.get("TASKPIN_TRACEBACK"):
+            raise
+        return 1
 
 
 if __name__ == "__main__":

@@ -59,10 +59,9 @@ async def check_slack_api(settings: SlackSettings, *, timeout: float = TIMEOUT_S
         if settings.board_channel:
             problems += await _channel_problems(settings, client, settings.board_channel, bot_name)
         if settings.socket_mode:
-            app = AsyncWebClient(token=settings.app_token.get_secret_value(), base_url=settings.api_base_url,
-                                 timeout=timeout, retry_handlers=[])
+            app = AsyncWebClient(base_url=settings.api_base_url, timeout=timeout, retry_handlers=[])
             try:
-                await _call(settings, app.apps_connections_open())
+                await _call(settings, app.apps_connections_open(app_token=settings.app_token.get_secret_value()))
             except SlackApiError as exc:
                 problems.append(_token_problem("SLACK_APP_TOKEN", exc))
     except Unreachable as exc:

@@ -23,6 +23,7 @@ NOT_SETTINGS = {
     "TASKPIN_CRASH_AT",                             # orchestrator/crashpoints.py (kill -9 tests)
     "TASKPIN_AGENTS_PREFIX",                        # where the test suite keeps the agent CLIs
     "TASKPIN_FAKE_OPENAI_KEY",                      # tests/fakes
+    "TASKPIN_TRACEBACK",                            # bot/cli.py: show the traceback of a failure
 }
 NOT_SETTINGS_PREFIXES = ("TASKPIN_TEST_",)          # TASKPIN_TEST_PG, TASKPIN_TEST_CODEX_SANDBOX...
 PREFIXES = ("TASKPIN_", "SLACK_")

@@ -1,0 +1,177 @@
+"""`taskpin check` and `taskpin run` ask Slack before anything else: each first-contact mistake
+of a new workspace is one problem with its fix, exit code 1, no traceback, no token printed.
+
+Slack is the project's emulator on loopback, set up as the broken workspace would be; the
+connection problems are a closed port and a tiny aiohttp server answering HTML.
+"""
+from __future__ import annotations
+
+import socket
+
+import pytest
+from aiohttp import web
+
+from bot.emulator import SlackEmulator
+from bot.manifest import bot_scopes
+
+from tests.cli_helpers import run_taskpin, write_config
+
+BOARD = "C0BOARD0001"
+HIDDEN = "C0HIDDEN001"          # a public channel the bot was never invited to
+PRIVATE = "G0PRIVATE01"         # a private one: Slack does not even show it to the bot
+
+
+@pytest.fixture
+async def emu():
+    async with SlackEmulator(rate_limits=False) as e:
+        e.add_channel(BOARD, "taskpin-board")
+        e.add_channel(HIDDEN, "elsewhere", bot_member=False)
+        e.add_channel(PRIVATE, "secret", is_private=True, bot_member=False)
+        yield e
+
+
+@pytest.fixture
+def folder(tmp_path, git_repo):
+    work = tmp_path / "work"
+    work.mkdir()
+    write_config(work, git_repo)
+    return work
+
+
+def workspace_env(emu: SlackEmulator, **overrides) -> dict:
+    env = {"SLACK_BOT_TOKEN": emu.bot_token, "SLACK_APP_TOKEN": emu.app_token, "SLACK_API_URL": emu.api_url,
+           "TASKPIN_BOARD_CHANNEL": BOARD, "TASKPIN_HTTP_HOST": "127.0.0.1", "TASKPIN_HTTP_PORT": str(free_port())}
+    env.update(overrides)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_one_problem(result, where: str, *expected: str, secrets: tuple[str, ...] = ()) -> None:
+    out = result.output
+    assert result.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert "1 configuration problem:" in out, out
+    assert f"- {where}: " in out, out
+    for text in expected:
+        assert text in out, f"{text!r} missing from:\n{out}"
+    for secret in secrets:
+        assert secret not in out
+
+
+async def test_a_workspace_set_up_right_passes(emu, folder):
+    result = await run_taskpin(folder, "check", env=workspace_env(emu))
+    assert result.returncode == 0, result.output
+    assert "configuration OK" in result.stdout
+    asked = {c.method for c in emu.calls}
+    assert {"auth.test", "conversations.info", "apps.connections.open"} <= asked
+
+
+# (what is wrong, the setting at fault, text the user must see) for `check` and `run` alike.
+MISTAKES = {
+    "bot not invited": (dict(TASKPIN_BOARD_CHANNEL=HIDDEN), "TASKPIN_BOARD_CHANNEL",
+                        ("not a member of #elsewhere", "/invite @taskpin")),
+    "private channel": (dict(TASKPIN_BOARD_CHANNEL=PRIVATE), "TASKPIN_BOARD_CHANNEL",
+                        ("channel_not_found", "/invite @taskpin")),
+    "wrong channel id": (dict(TASKPIN_BOARD_CHANNEL="C0NOSUCH01"), "TASKPIN_BOARD_CHANNEL",
+                         ("C0NOSUCH01", "channel_not_found", "copy the id")),
+    "wrong bot token": (dict(SLACK_BOT_TOKEN="xoxb-1-wrong-token"), "SLACK_BOT_TOKEN",
+                        ("invalid_auth", "OAuth & Permissions")),
+    "wrong app token": (dict(SLACK_APP_TOKEN="xapp-1-wrong-token"), "SLACK_APP_TOKEN",
+                        ("invalid_auth", "App-Level Tokens")),
+}
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+async def test_a_workspace_mistake_is_one_problem_with_its_fix(emu, folder, command, mistake):
+    overrides, where, expected = MISTAKES[mistake]
+    env = workspace_env(emu, **overrides)
+    result = await run_taskpin(folder, command, env=env)
+    assert_one_problem(result, where, *expected, secrets=(env["SLACK_BOT_TOKEN"], env["SLACK_APP_TOKEN"]))
+    if command == "run":
+        assert "not starting" in result.stderr
+        assert emu.count("chat.postMessage") == 0 and emu.socket_connections == 0
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize("error, expected", [("token_revoked", "was revoked"),
+                                             ("account_inactive", "uninstalled or deactivated")])
+async def test_a_revoked_or_deactivated_bot_token(emu, folder, command, error, expected):
+    emu.tokens.revoke(emu.bot_token, error)
+    result = await run_taskpin(folder, command, env=workspace_env(emu))
+    assert_one_problem(result, "SLACK_BOT_TOKEN", f"({error})", "reinstall the app", secrets=(emu.bot_token,))
+
+
+async def test_a_revoked_app_token(emu, folder):
+    emu.tokens.revoke(emu.app_token, "token_revoked")
+    result = await run_taskpin(folder, "check", env=workspace_env(emu))
+    assert_one_problem(result, "SLACK_APP_TOKEN", "was revoked", secrets=(emu.app_token,))
+
+
+async def test_scopes_missing_from_the_install_are_named(emu, folder):
+    wanted = bot_scopes()
+    assert wanted and "pins:write" in wanted and "channels:read" in wanted
+    emu.tokens.bot_scopes = [s for s in wanted if s not in ("pins:write", "channels:read")]
+    result = await run_taskpin(folder, "check", env=workspace_env(emu))
+    assert_one_problem(result, "SLACK_BOT_TOKEN", "pins:write, channels:read", "manifests/socket-mode.yaml",
+                       "reinstall")
+
+
+async def test_http_mode_does_not_ask_for_a_socket(emu, folder):
+    env = workspace_env(emu, SLACK_APP_TOKEN="", SLACK_SIGNING_SECRET=emu.signing_secret)
+    result = await run_taskpin(folder, "check", env=env)
+    assert result.returncode == 0, result.output
+    assert emu.count("apps.connections.open") == 0
+
+
+# ---- SLACK_API_URL pointing at something that is not Slack -----------------------------------
+
+@pytest.fixture
+async def not_slack():
+    """An HTTP server answering like a misconfigured proxy: /html500/, /html405/, /text200/."""
+    async def html(request):
+        status = int(request.match_info["status"])
+        return web.Response(status=status, text=f"<html><body><h1>{status}</h1></body></html>",
+                            content_type="text/html")
+
+    async def text(request):
+        return web.Response(text="hello, I am not Slack", content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_route("*", "/html{status:\\d+}/{method}", html)
+    app.router.add_route("*", "/text200/{method}", text)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize("path, expected", [("html500", "answers HTTP 500"), ("html405", "answers HTTP 405"),
+                                            ("text200", "does not answer like Slack's Web API")])
+async def test_a_server_that_is_not_slack(emu, folder, not_slack, command, path, expected):
+    env = workspace_env(emu, SLACK_API_URL=f"{not_slack}/{path}/")
+    result = await run_taskpin(folder, command, env=env)
+    assert_one_problem(result, "SLACK_API_URL", expected, "check the network and SLACK_API_URL",
+                       secrets=(emu.bot_token,))
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+async def test_a_closed_port(emu, folder, command):
+    env = workspace_env(emu, SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")
+    result = await run_taskpin(folder, command, env=env)
+    assert_one_problem(result, "SLACK_API_URL", "cannot connect to http://127.0.0.1:", "check the network")
+
+
+async def test_offline_skips_slack(emu, folder):
+    env = workspace_env(emu, SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")
+    result = await run_taskpin(folder, "check", "--offline", env=env)
+    assert result.returncode == 0, result.output
