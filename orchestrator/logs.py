@@ -1,11 +1,14 @@
 """Per-task log files: every line an agent printed, the last lines on demand, old files pruned."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
 from pathlib import Path
 from typing import TextIO
+
+log = logging.getLogger(__name__)
 
 
 class TaskLogs:
@@ -13,16 +16,34 @@ class TaskLogs:
         self.root = Path(root).resolve()
         self.retention_s = retention_days * 86400
         self._open: dict[int, TextIO] = {}
+        self._warned: set[int] = set()
 
     def path(self, task_id: int) -> Path:
         return self.root / f"task-{int(task_id)}.log"
 
-    def append(self, task_id: int, line: str) -> None:
+    def _handle(self, task_id: int) -> TextIO:
         handle = self._open.get(task_id)
         if handle is None:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = self._open[task_id] = open(self.path(task_id), "a", encoding="utf-8")  # flushed by tail() and close()
-        handle.write(line.rstrip("\n") + "\n")
+        return handle
+
+    def open_error(self, task_id: int) -> str | None:
+        """Why the task's log cannot be written, or None (the file is then open for the run)."""
+        try:
+            self._handle(task_id)
+        except OSError as exc:
+            return f"cannot write the task's log {self.path(task_id)}: {exc.strerror or exc}"
+        return None
+
+    def append(self, task_id: int, line: str) -> None:
+        """Never raises: a log that cannot be written must not keep a task from ending."""
+        try:
+            self._handle(task_id).write(line.rstrip("\n") + "\n")
+        except OSError as exc:
+            if task_id not in self._warned:
+                self._warned.add(task_id)
+                log.warning("task #%s: cannot write its log %s: %s", task_id, self.path(task_id), exc)
 
     def close(self, task_id: int | None = None) -> None:
         ids = list(self._open) if task_id is None else [task_id]

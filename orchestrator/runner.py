@@ -161,6 +161,9 @@ class TaskRunner:
             repo = core.settings.repos[task.repo]
         except KeyError as exc:
             return Outcome("failed", f"{exc.args[0]!s} is no longer configured; fix taskpin.toml and retry")
+        log_error = core.logs.open_error(task.id)
+        if log_error:
+            return Outcome("failed", f"{log_error}; fix TASKPIN_LOG_DIR and retry")
         try:
             workdir = await asyncio.to_thread(core.workspaces.create, repo.path, task.base_branch, task.id, task.branch)
         except Exception as exc:
