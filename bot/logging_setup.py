@@ -29,9 +29,26 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class OneLineErrors(logging.Formatter):
+    """An error's last traceback line ("ValueError: ...") on the record's own line: the full
+    traceback only at DEBUG, where someone asked for it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_text:
+            return super().format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+        return f"{line} ({saved[1].strip().splitlines()[-1]})"
+
+
 def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = logging.Formatter if level.upper() == "DEBUG" else OneLineErrors
+    handler.setFormatter(formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -119,11 +119,11 @@ class Runtime:
 
 
 async def serve(core_settings: Settings, slack: SlackSettings) -> None:
-    runtime = await Runtime.start(core_settings, slack)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):   # before starting: a stop during start-up is not lost
         loop.add_signal_handler(sig, stop.set)
+    runtime = await Runtime.start(core_settings, slack)
     await stop.wait()
     log.info("taskpin is stopping")
     await runtime.close()

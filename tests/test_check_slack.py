@@ -175,3 +175,34 @@ async def test_offline_skips_slack(emu, folder):
     env = workspace_env(emu, SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/")
     result = await run_taskpin(folder, "check", "--offline", env=env)
     assert result.returncode == 0, result.output
+
+
+async def test_run_starts_at_debug_level_and_stops_on_sigterm(emu, folder):
+    """The good path of the same preflight: `taskpin run --log-level debug` posts the board and
+    exits 0 on SIGTERM (a lower-case level used to crash after the checks)."""
+    import asyncio
+    import signal
+    import sys
+
+    from tests.cli_helpers import clean_env
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--log-level", "debug", cwd=folder,
+        env=clean_env(workspace_env(emu)), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any("taskpin is running" in line for line in seen):
+                line = await proc.stderr.readline()
+                assert line, "taskpin run exited early:\n" + "".join(seen)
+                seen.append(line.decode())
+        proc.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(proc.stderr.read(), 60)
+        assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = "".join(seen) + rest.decode()
+    assert "Traceback" not in log and emu.bot_token not in log and emu.app_token not in log
+    assert emu.count("pins.add", ok=True) == 1
