@@ -86,3 +86,35 @@ def agent_script() -> Path:
 
 
 PYTHON = sys.executable
+
+
+# ---- a fresh clone skips nothing: the suite installs the agent CLIs it needs ---------------------
+
+def pytest_collection_finish(session):
+    """Install the pinned agent CLIs (cached per machine) when a selected test uses one."""
+    if any(getattr(getattr(item, "module", None), "require_cli", None) for item in session.items):
+        from tests.agents.clis import ensure_installed
+
+        ensure_installed()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line naming what was skipped and how to get it, after the short summary."""
+    yield
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    from tests.agents.clis import install_advice, not_installed
+
+    reasons = " ".join(str(getattr(report, "longrepr", "")) for report in skipped)
+    what, how = [], []
+    clis = sorted(name for name in not_installed if f"{name}: " in reasons)
+    if clis:
+        what.append(", ".join(clis))
+        how.append(install_advice(clis))
+    if "PostgreSQL" in reasons:
+        what.append("PostgreSQL")
+        how.append(f"start PostgreSQL or point TASKPIN_TEST_PG at one (now {PG_ADMIN_URL})")
+    detail = f" needing {' and '.join(what)}: {'; '.join(how)}" if what else " (reasons above)"
+    terminalreporter.write_line(f"taskpin: {len(skipped)} test(s) skipped{detail}", yellow=True)
