@@ -7,6 +7,7 @@ core's and the bot's), so a new setting is valid everywhere the moment it exists
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -27,6 +28,7 @@ NOT_SETTINGS = {
 }
 NOT_SETTINGS_PREFIXES = ("TASKPIN_TEST_",)          # TASKPIN_TEST_PG, TASKPIN_TEST_CODEX_SANDBOX...
 PREFIXES = ("TASKPIN_", "SLACK_")
+_TOKEN = re.compile(r"\b(xox[a-z]-|xapp-)\S+")
 
 
 def dotenv_problems(path: Path) -> tuple[dict[str, str], list[Problem]]:
@@ -44,7 +46,7 @@ def dotenv_problems(path: Path) -> tuple[dict[str, str], list[Problem]]:
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             line = binding.original.string.strip().splitlines()[0] if binding.original.string.strip() else ""
-            shown = line if not line.upper().startswith(PREFIXES) else line.split("=", 1)[0]  # never a value
+            shown = _TOKEN.sub(r"\1...", line.split("=", 1)[0])    # the name at most, never a value
             problems.append(Problem(f"{path.name} line {binding.original.line}", f"cannot be parsed: {shown[:60]!r}",
                                     "write it as NAME=value (quote values with spaces; close every quote)"))
         elif binding.key:

@@ -122,11 +122,14 @@ async def test_env_example_copied_unchanged_is_flagged(folder, git_repo):
     assert f"{len(PLACEHOLDERS)} configuration problems" in result.stderr
 
 
-@pytest.mark.parametrize("url, hint", [("postgresql://postgres@127.0.0.1:5432/taskpin",
-                                        "postgresql+asyncpg://postgres@127.0.0.1:5432/taskpin"),
-                                       ("sqlite:///./taskpin.db", "sqlite+aiosqlite:///./taskpin.db"),
-                                       ("postgresql+psycopg2://u@h/db", "postgresql+asyncpg://u@h/db")])
-@pytest.mark.parametrize("command", [("check", "--offline"), ("run",), ("db", "upgrade")])
+PG = ("postgresql://postgres@127.0.0.1:5432/taskpin", "postgresql+asyncpg://postgres@127.0.0.1:5432/taskpin")
+CHECK, RUN, DB_UPGRADE = ("check", "--offline"), ("run",), ("db", "upgrade")
+
+
+@pytest.mark.parametrize("url, hint, command", [
+    (*PG, CHECK), (*PG, RUN), (*PG, DB_UPGRADE),
+    ("sqlite:///./taskpin.db", "sqlite+aiosqlite:///./taskpin.db", DB_UPGRADE),
+    ("postgresql+psycopg2://u@h/db", "postgresql+asyncpg://u@h/db", CHECK)])
 async def test_a_database_url_without_an_async_driver_gets_a_hint(folder, git_repo, url, hint, command):
     write_config(folder, git_repo)
     result = await run_taskpin(folder, *command, env={**OFFLINE_SLACK, "TASKPIN_DATABASE_URL": url})
