@@ -31,6 +31,8 @@ TOKEN_ERRORS = {
     "not_allowed_token_type": ("is the wrong kind of token (not_allowed_token_type)",
                                "use the token the setting names: xoxb-... for the bot, xapp-... for the app"),
 }
+SCOPE_FIX = ("add them under OAuth & Permissions -> Bot Token Scopes (or update the app from "
+             "manifests/socket-mode.yaml), then reinstall the app; the token stays the same")
 WHERE_TOKENS = {"SLACK_BOT_TOKEN": "OAuth & Permissions -> Bot User OAuth Token",
                 "SLACK_APP_TOKEN": "Basic Information -> App-Level Tokens, with the connections:write scope"}
 
@@ -57,7 +59,8 @@ async def check_slack_api(settings: SlackSettings, *, timeout: float = TIMEOUT_S
     bot_name = str(auth.get("user") or "taskpin")
     try:
         if settings.board_channel:
-            problems += await _channel_problems(settings, client, settings.board_channel, bot_name)
+            problems += await _channel_problems(settings, client, settings.board_channel, bot_name,
+                                                scopes_named=bool(problems))
         if settings.socket_mode:
             app = AsyncWebClient(base_url=settings.api_base_url, timeout=timeout, retry_handlers=[])
             try:
@@ -123,12 +126,11 @@ def _scope_problems(auth: AsyncSlackResponse) -> list[Problem]:
         return []
     return [Problem("SLACK_BOT_TOKEN", f"the app lacks the scope{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(missing)} that manifests/socket-mode.yaml asks for",
-                    "add them under OAuth & Permissions -> Bot Token Scopes (or update the app from the "
-                    "manifest), then reinstall the app; the token stays the same")]
+                    SCOPE_FIX)]
 
 
 async def _channel_problems(settings: SlackSettings, client: AsyncWebClient, channel: str,
-                            bot_name: str) -> list[Problem]:
+                            bot_name: str, scopes_named: bool) -> list[Problem]:
     where = "TASKPIN_BOARD_CHANNEL"
     try:
         info = await _call(settings, client.conversations_info(channel=channel))
@@ -139,7 +141,11 @@ async def _channel_problems(settings: SlackSettings, client: AsyncWebClient, cha
                             "copy the id from the channel's details (at the bottom, C...); for a private channel "
                             f"invite the bot first: /invite @{bot_name}")]
         if error == "missing_scope":
-            return []     # the scope comparison names the missing scope
+            if scopes_named:
+                return []     # the scope comparison already names it
+            needed = exc.response.data.get("needed") or "a scope"
+            return [Problem("SLACK_BOT_TOKEN", f"the app lacks the scope {needed} (missing_scope), so taskpin "
+                            f"cannot look at {channel}", SCOPE_FIX)]
         return [Problem(where, f"Slack cannot show channel {channel} ({error})", "check the channel id")]
     data = info.get("channel") or {}
     name = f"#{data['name']}" if data.get("name") else channel

@@ -125,6 +125,13 @@ async def test_scopes_missing_from_the_install_are_named(emu, folder):
                        "reinstall")
 
 
+async def test_a_missing_scope_is_named_even_without_the_scopes_header(emu, folder):
+    emu.tokens.bot_scopes = [s for s in bot_scopes() if s != "channels:read"]
+    emu.tokens.scopes_header = False          # a proxy in between dropped x-oauth-scopes
+    result = await run_taskpin(folder, "check", env=workspace_env(emu))
+    assert_one_problem(result, "SLACK_BOT_TOKEN", "lacks the scope channels:read (missing_scope)", BOARD)
+
+
 async def test_http_mode_does_not_ask_for_a_socket(emu, folder):
     env = workspace_env(emu, SLACK_APP_TOKEN="", SLACK_SIGNING_SECRET=emu.signing_secret)
     result = await run_taskpin(folder, "check", env=env)

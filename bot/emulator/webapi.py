@@ -97,6 +97,9 @@ def dispatch(emu: "SlackEmulator", method: str, params: dict, token: str | None)
     retry_after = emu.limiter.check(method, token, ch.id if ch else params.get("channel"))
     if retry_after is not None:
         raise ApiError("ratelimited", retry_after=retry_after)
+    missing = emu.tokens.missing_scope(method, token, ch.channel_type if ch else None)
+    if missing:
+        raise ApiError("missing_scope", **missing)
     return {"ok": True, **METHODS[method](emu, params)}
 
 
