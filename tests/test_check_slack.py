@@ -6,7 +6,10 @@ connection problems are a closed port and a tiny aiohttp server answering HTML.
 """
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import sys
 
 import pytest
 from aiohttp import web
@@ -14,7 +17,7 @@ from aiohttp import web
 from bot.emulator import SlackEmulator
 from bot.manifest import bot_scopes
 
-from tests.cli_helpers import run_taskpin, write_config
+from tests.cli_helpers import clean_env, run_taskpin, write_config
 
 BOARD = "C0BOARD0001"
 HIDDEN = "C0HIDDEN001"          # a public channel the bot was never invited to
@@ -152,22 +155,31 @@ async def not_slack():
     async def text(request):
         return web.Response(text="hello, I am not Slack", content_type="text/plain")
 
+    released = asyncio.Event()
+
+    async def silent(request):          # accepts the request and never answers (until teardown)
+        await released.wait()
+        return web.Response(status=504)
+
     app = web.Application()
     app.router.add_route("*", "/html{status:\\d+}/{method}", html)
     app.router.add_route("*", "/text200/{method}", text)
+    app.router.add_route("*", "/silent/{method}", silent)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
+    released.set()
     await runner.cleanup()
 
 
 @pytest.mark.parametrize("path, expected, command", [("html500", "answers HTTP 500", "check"),
                                                      ("html405", "answers HTTP 405", "check"),
                                                      ("html405", "answers HTTP 405", "run"),   # crashed start-up
-                                                     ("text200", "does not answer like Slack's Web API", "check")])
+                                                     ("text200", "does not answer like Slack's Web API", "check"),
+                                                     ("silent", "did not answer within 5s", "check")])
 async def test_a_server_that_is_not_slack(emu, folder, not_slack, command, path, expected):
     env = workspace_env(emu, SLACK_API_URL=f"{not_slack}/{path}/")
     result = await run_taskpin(folder, command, env=env)
@@ -191,12 +203,6 @@ async def test_offline_skips_slack(emu, folder):
 async def test_run_starts_at_debug_level_and_stops_on_sigterm(emu, folder):
     """The good path of the same preflight: `taskpin run --log-level debug` posts the board and
     exits 0 on SIGTERM (a lower-case level used to crash after the checks)."""
-    import asyncio
-    import signal
-    import sys
-
-    from tests.cli_helpers import clean_env
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "run", "--log-level", "debug", cwd=folder,
         env=clean_env(workspace_env(emu)), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
