@@ -169,8 +169,8 @@ def permission_detail(tool: str, data: Mapping[str, Any]) -> str:
         plus = "\n".join("+ " + line for line in new.splitlines())
         return _cut(f"{s('file_path')}\n{minus}\n{plus}".rstrip(), DETAIL_MAX)
     if tool == "MultiEdit":
-        edits = data.get("edits") if isinstance(data.get("edits"), list) else []
-        return _cut(f"{s('file_path')} ({len(edits)} edits)", DETAIL_MAX)
+        edits = data.get("edits")
+        return _cut(f"{s('file_path')} ({len(edits) if isinstance(edits, list) else 0} edits)", DETAIL_MAX)
     if tool == "NotebookEdit":
         return _cut(s("notebook_path") or compact_json(data), DETAIL_MAX)
     if tool == "WebFetch":
@@ -203,7 +203,8 @@ def permission_prompt(tool: str, data: Mapping[str, Any], context: Any) -> str:
 
 def activity_detail(tool: str, data: Mapping[str, Any]) -> str:
     if tool == "AskUserQuestion":
-        questions = data.get("questions") if isinstance(data.get("questions"), list) else []
+        raw = data.get("questions")
+        questions = raw if isinstance(raw, list) else []
         return _cut(" / ".join(str(q.get("question", "")) for q in questions if isinstance(q, dict)), ACTIVITY_MAX)
     if tool in ("Write", "Edit", "MultiEdit"):
         value = data.get("file_path")
