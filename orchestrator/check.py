@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .config import Settings
-from .harness.registry import build_harness
+from .harness.registry import build_harness, validate_agent_options
 from .store import make_engine
 from .workspaces import Workspaces
 
@@ -55,6 +55,10 @@ def check_structure(settings: Settings) -> list[Problem]:
         for message in workspaces.check_repo(repo.path, repo.base_branch):
             problems.append(Problem(f"repos.{name}", message, f"edit repos.{name} in taskpin.toml"))
     for name, agent in settings.agents.items():
+        option_problems = validate_agent_options(agent.kind, agent.options)
+        problems += [Problem(f"agents.{name}.{key}", what, fix) for key, what, fix in option_problems]
+        if option_problems:
+            continue
         try:
             harness = build_harness(name, agent)
         except Exception as exc:

@@ -101,11 +101,22 @@ class AgentSession(Protocol):
         ...
 
     async def interrupt(self) -> None:
-        """Stop the current turn (the session may stay usable)."""
+        """Stop the current turn, keeping the session for a follow-up.
+
+        The same for every adapter: requests the agent was waiting on are withdrawn (answering
+        one raises HarnessError), the agent is asked to end its turn, and then a follow-up
+        queued with send() runs as the next turn; with none queued, events() ends with
+        Failed("interrupted by taskpin", retryable=False). Where the agent takes follow-ups
+        after that (supports_follow_up), send() starts a new turn; a command agent's turn is
+        its process, so for it the interrupt ends the session. stop() still releases it.
+        Never raises for an agent that has already ended.
+        """
         ...
 
     async def stop(self) -> None:
-        """End the session and everything it started. Safe to call twice."""
+        """End the session and everything it started (its process group, and processes it
+        started outside it). Safe to call twice and concurrently; the final event is queued
+        if there was none yet. A cancelled stop re-raises CancelledError; call it again."""
         ...
 
 

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,36 +191,46 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def stop_process_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
-    """SIGTERM the group `proc` leads, SIGKILL whatever is left of it after `grace_s`, reap
-    the leader, then wait (up to 1 s) until no member of the group is alive."""
-    pgid = proc.pid
-    deadline = time.monotonic() + grace_s
-    if proc.returncode is None or group_alive(pgid):
-        signal_group(pgid, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), grace_s)
-        while group_alive(pgid) and time.monotonic() < deadline:
+async def stop_process_group(target: asyncio.subprocess.Process | int | None, grace_s: float, *,
+                             others: Callable[[], Iterable[int]] | None = None) -> None:
+    """The one way taskpin stops an agent. SIGTERM the process group `target` leads (a
+    Process, or the pgid of a leader someone else reaps) and `others` (processes the agent
+    started outside its group), SIGKILL whatever is left after `grace_s`, reap the leader,
+    then wait (up to 1 s) until none of them is alive. A cancelled stop raises CancelledError
+    (the next stop finishes the job). With target None only `others` are stopped."""
+    proc = target if isinstance(target, asyncio.subprocess.Process) else None
+    pgid = target.pid if isinstance(target, asyncio.subprocess.Process) else target
+    if pgid is not None and pgid == os.getpgrp():
+        pgid = None   # never our own group
+
+    def extra() -> set[int]:
+        return set(others()) if others is not None else set()
+
+    def alive() -> bool:
+        if proc is not None and proc.returncode is None:
+            return True
+        return (pgid is not None and group_alive(pgid)) or any(pid_alive(pid) for pid in extra())
+
+    def signal_all(sig: int) -> None:
+        if pgid is not None:
+            signal_group(pgid, sig)
+        for pid in extra():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    if alive():
+        signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-    # Whatever is left of the group (the leader, or children that ignored SIGTERM).
-    signal_group(pgid, signal.SIGKILL)
-    await proc.wait()
+    # Whatever is left (the leader, children that ignored SIGTERM, late forks).
+    signal_all(signal.SIGKILL)
+    if proc is not None:
+        await proc.wait()
     kill_deadline = time.monotonic() + 1.0   # SIGKILL is delivered asynchronously
-    while group_alive(pgid) and time.monotonic() < kill_deadline:
-        await asyncio.sleep(0.01)
-
-
-async def settle(tasks: Iterable[asyncio.Task], timeout: float) -> None:
-    """Give `tasks` up to `timeout` seconds to end, then cancel the rest and await them."""
-    tasks = list(tasks)
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    while alive() and time.monotonic() < kill_deadline:
+        signal_all(signal.SIGKILL)
+        await asyncio.sleep(0.02)
 
 
 # ---- stderr ------------------------------------------------------------------------------

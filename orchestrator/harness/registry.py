@@ -7,17 +7,28 @@ optional. A class is called as ``cls(config)`` with the agent's AgentConfig.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..config import AgentConfig
+from ..suggest import unknown_name
 from .base import Harness
 from .errors import HarnessConfigError
+from .options import AgentOptions
 
 HARNESS_KINDS: dict[str, str] = {
     "command": "orchestrator.harness.command:CommandHarness",
     "claude-code": "orchestrator.harness.claude_code:ClaudeCodeHarness",
     "acp": "orchestrator.harness.acp:AcpHarness",
     "codex": "orchestrator.harness.codex:CodexHarness",
+}
+
+# Each kind's options model (an AgentOptions subclass with extra="forbid").
+OPTION_MODELS: dict[str, str] = {
+    "command": "orchestrator.harness.command.options:CommandOptions",
+    "claude-code": "orchestrator.harness.claude_code.options:ClaudeCodeOptions",
+    "acp": "orchestrator.harness.acp.options:AcpOptions",
+    "codex": "orchestrator.harness.codex.options:CodexOptions",
 }
 
 
@@ -32,8 +43,28 @@ def harness_class(kind: str) -> Callable[[AgentConfig], Harness]:
         raise HarnessConfigError(
             f"unknown agent kind {kind!r}; known kinds: {', '.join(available_kinds())}"
         ) from None
+    return _load(target)
+
+
+def _load(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def options_model(kind: str) -> type[AgentOptions]:
+    """The options model of agent kind `kind` (HarnessConfigError for an unknown kind)."""
+    if kind not in OPTION_MODELS:
+        harness_class(kind)   # raises the unknown-kind error
+    return _load(OPTION_MODELS[kind])
+
+
+def validate_agent_options(kind: str, options: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, what is wrong, how to fix it) for every problem with an agent's options: an
+    unknown kind, a misspelt option (naming the closest valid one), a bad value. [] if fine."""
+    if kind not in OPTION_MODELS:
+        what, fix = unknown_name("agent kind", kind, OPTION_MODELS)
+        return [("kind", what, fix)]
+    return options_model(kind).problems({k: v for k, v in options.items() if k != "kind"})
 
 
 def build_harness(name: str, config: AgentConfig) -> Harness:
