@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ log = logging.getLogger(__name__)
 
 OWNER, OTHER, APPROVER = "U_OWNER", "U_OTHER", "U_APPROVER"   # the emulator's alice, bob and carol
 DEMO_AGENT = "demo-agent"
+
+
+def scene_agent(pause: float = 0.1) -> dict:
+    """The agent of the pictures and browser tests (scene_agent.py): the prompt's first word picks its part."""
+    return {"kind": "command", "command": [sys.executable, str(Path(__file__).with_name("scene_agent.py")), str(pause)]}
 
 
 class RepoProblem(ValueError):

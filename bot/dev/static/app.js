@@ -20,6 +20,7 @@ class App {
     this.notes = [];                  // the client's own notices ("/foo is not a valid command")
     this.modal = new ModalLayer(this);
     this.homeAsked = null;
+    this.pending = Promise.resolve();
     this.bind();
     this.connect();
   }
@@ -58,7 +59,15 @@ class App {
     });
   }
 
-  async act(payload) {
+  // One action at a time, in order, like the Slack client: a tick on a checkbox reaches the bot
+  // before the Submit that reads it.
+  act(payload) {
+    const run = this.pending.then(() => this.send(payload));
+    this.pending = run.catch(() => {});
+    return run;
+  }
+
+  async send(payload) {
     try {
       const response = await fetch("/api/act", {
         method: "POST",
