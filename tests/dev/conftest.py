@@ -1,5 +1,5 @@
 """Browser fixtures: one `taskpin dev` session (emulator, real bot, agents) and one headless Chromium
-page per test module; a screenshot of the page goes to a temporary folder when a test fails."""
+page for the whole package; a screenshot of the page goes to a temporary folder when a test fails."""
 from __future__ import annotations
 
 import os
@@ -20,12 +20,13 @@ SHOTS = Path(tempfile.gettempdir()) / "taskpin-dev-test-screenshots"
 
 
 def need_browser() -> None:
-    """Skip (fail in CI) when Chromium or Playwright is missing, saying how to install them."""
+    """Skip (fail in CI) when Chromium or Playwright is missing, saying how to install them.
+    Callable at a test module's top, before it imports Playwright."""
     problem = browser.missing()
     if problem:
         if os.environ.get("CI"):
-            pytest.fail(f"browser tests: {problem}")
-        pytest.skip(f"browser tests: {problem}")
+            pytest.fail(f"browser tests: {problem}", pytrace=False)
+        pytest.skip(f"browser tests: {problem}", allow_module_level=True)
 
 
 @dataclass
@@ -48,7 +49,7 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def dev():
     need_browser()
     from playwright.async_api import async_playwright
@@ -71,7 +72,7 @@ async def dev():
             await server.stop()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
+@pytest_asyncio.fixture(loop_scope="package")
 async def page(dev, request):
     """The shared page, as alice in the channel; screenshotted when the test fails."""
     await dev.page.goto(dev.server.url + "?user=U_OWNER")

@@ -1,13 +1,17 @@
 """`taskpin dev` in a real browser: a person clicks through the page, the real bot answers over Socket
-Mode, and the page shows what Slack would show. One session and one page for the whole module."""
+Mode, and the page shows what Slack would show. One session and one page for all of tests/dev."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import expect
+
+from .conftest import need_browser
+
+need_browser()
+from playwright.async_api import expect  # noqa: E402
 
 from .ui import LONG, act_as, card, card_button, card_id, follow_card_link, open_thread, send
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 HOSTILE = "<img src=x onerror=alert(1)> <!channel> *hi*"
 
