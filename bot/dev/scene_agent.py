@@ -5,7 +5,7 @@
     choices …     asks a multi-select question (checkboxes), then writes a file
     hold …        keeps working until it is stopped (the task stays in progress)
     fail …        fails at once, not worth retrying
-    anything else asks which tone to use, like the demo agent, then writes a file
+    guide …       (or anything else) asks which tone to use, like the demo agent, then writes two files
 
 It speaks taskpin's command protocol (JSON lines on stdout, answers on stdin).
 """
@@ -33,8 +33,9 @@ def write(path: str, text: str) -> None:
 
 def main() -> None:
     prompt = json.loads(sys.stdin.readline()).get("text", "")
-    word = (prompt.split() or [""])[0].lower()
-    emit(type="output", text=f"Reading the task: {prompt}")
+    word = (prompt.split() or [""])[0].strip(":,.").lower()
+    task = prompt.split(None, 1)[1] if word in ("permission", "choices", "hold", "fail", "guide") and " " in prompt else prompt
+    emit(type="output", text=f"Reading the task: {task}")
     emit(type="activity", tool="Read", detail="README.md")
     if word == "fail":
         emit(type="failed", error="the test database is unreachable (connection refused on 127.0.0.1:5433)",

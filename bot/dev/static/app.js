@@ -3,7 +3,7 @@
 // emulator turns it into the payloads Slack would deliver to the bot.
 import { renderBlocks } from "./blocks.js";
 import { ModalLayer, confirmDialog, toast } from "./dialogs.js";
-import { renderMessage, syncList, timeOf } from "./messages.js";
+import { renderMessage, syncList } from "./messages.js";
 import { el } from "./mrkdwn.js";
 
 const $ = (id) => document.getElementById(id);
@@ -220,6 +220,7 @@ class App {
     if (!this.snap) return;
     const s = this.snap;
     this.renderChrome(s);
+    if (this.view !== "channel") this.shownChannel = null;
     $("channel-view").hidden = this.view !== "channel";
     $("home-view").hidden = this.view !== "home";
     if (this.view === "channel") this.renderChannel(s);
@@ -273,7 +274,8 @@ class App {
     const rest = s.messages.filter((m) => !s.pins.includes(m.ts));
     const ephemerals = [...s.ephemerals, ...this.notes].filter((e) => !e.thread_ts);
     const added = syncList($("history-list"), this.items(rest, ephemerals), (item) => renderMessage(item.msg, this));
-    if (added && nearBottom) history.scrollTop = history.scrollHeight;
+    if ((added && nearBottom) || this.shownChannel !== this.me) history.scrollTop = history.scrollHeight;
+    this.shownChannel = this.me;   // the channel opens at its latest messages
   }
 
   renderThread(s) {
@@ -290,7 +292,8 @@ class App {
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     const added = syncList($("thread-replies"), this.items(replies, ephemerals),
       (item) => renderMessage(item.msg, this, { inThread: true }));
-    if (added && nearBottom) list.scrollTop = list.scrollHeight;
+    if ((added && nearBottom) || this.shownThread !== root.ts) list.scrollTop = list.scrollHeight;
+    this.shownThread = root.ts;
   }
 
   renderHome(s) {
@@ -312,7 +315,6 @@ class App {
       act: (payload) => this.act({ ...payload, type: "view_click", view_id: view.id }),
     };
     target.replaceChildren(renderBlocks(view.blocks, ctx));
-    $("home-updated").textContent = `updated ${timeOf(Date.now() / 1000)}`;
   }
 }
 
