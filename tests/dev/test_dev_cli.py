@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -63,9 +64,9 @@ def get(url: str) -> str:
         return response.read().decode()
 
 
-def act(base: str, **payload) -> dict:
+def act(base: str, headers: dict | None = None, **payload) -> dict:
     request = urllib.request.Request(base + "api/act", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(request, timeout=20) as response:
         return json.loads(response.read())
 
@@ -99,6 +100,11 @@ def test_taskpin_dev_serves_the_page_on_loopback_and_stops_cleanly(tmp_path, sig
         assert "renderMrkdwn" in get(base + "static/mrkdwn.js")
         board = wait_state(base, lambda s: s["pins"] and s["messages"][0])   # the bot pinned its board
         assert board["blocks"][0]["text"]["text"] == "Agent tasks"
+        for header in ({"Origin": "http://evil.example"}, {"Host": "evil.example"}):   # other sites, DNS rebinding
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                act(base, headers=header, type="command", user="U_OWNER", text="/task from elsewhere")
+            assert refused.value.code == 403
+        assert "from elsewhere" not in get(base + "api/state")
     except BaseException:
         dev.proc.kill()
         raise

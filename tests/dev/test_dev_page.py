@@ -175,3 +175,13 @@ async def test_checkboxes_answer_a_multi_select_question(page, dev):
     await thread.locator("label", has_text="Windows").locator("input").check()
     await thread.locator("button", has_text="Submit").click()
     await expect(thread).to_contain_text("chose Linux, Windows", timeout=LONG)
+
+
+async def test_an_unknown_command_is_answered_privately_and_nothing_is_sent(page, dev):
+    before = len(user_deliveries(dev.emu))
+    await send(page, "/deploy production")
+    note = page.locator("#history-list .msg-ephemeral", has_text="/deploy is not a valid command")
+    await expect(note).to_contain_text("Slackbot")
+    assert len(user_deliveries(dev.emu)) == before
+    await note.locator("button", has_text="Dismiss").click()
+    await expect(note).to_have_count(0)
