@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 WATCH_INTERVAL_S = 0.05
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def snapshot(session: DevSession, user: str) -> dict:
@@ -98,8 +99,7 @@ class DevPage:
     async def _local_only(self, request: web.Request, handler):
         """Only this page may act: another site open in the same browser must not (no CORS, and a
         Host check against DNS rebinding)."""
-        host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else request.host.split("]")[0] + "]"
-        if self.host in LOOPBACK and host not in LOOPBACK:
+        if self.host in LOOPBACK and urlsplit(f"//{request.host}").hostname not in LOOPBACK:
             return web.Response(status=403, text="taskpin dev answers only to 127.0.0.1 / localhost")
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"{request.scheme}://{request.host}":
