@@ -9,8 +9,8 @@ from pathlib import Path
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-HOW_TO_INSTALL = ("install Chromium with `apt-get install -y chromium` (or set TASKPIN_CHROMIUM to a Chromium "
-                  "binary) and Playwright with `pip install playwright`; never `playwright install`")
+INSTALL_CHROMIUM = "apt-get install -y chromium (or set TASKPIN_CHROMIUM to a Chromium binary)"
+INSTALL_PLAYWRIGHT = "pip install playwright (its browser download, `playwright install`, is not needed)"
 
 
 def chromium_path() -> Path | None:
@@ -23,12 +23,12 @@ def chromium_path() -> Path | None:
 
 def missing() -> str | None:
     """Why the browser cannot run here, with how to fix it; None when it can."""
-    lacking = []
+    fixes = []
     if chromium_path() is None:
-        lacking.append("Chromium")
+        fixes.append(f"Chromium is missing: {INSTALL_CHROMIUM}")
     if importlib.util.find_spec("playwright") is None:
-        lacking.append("Playwright")
-    return f"{' and '.join(lacking)} not found: {HOW_TO_INSTALL}" if lacking else None
+        fixes.append(f"Playwright is missing: {INSTALL_PLAYWRIGHT}")
+    return "; ".join(fixes) or None
 
 
 async def launch(playwright):
