@@ -1,4 +1,4 @@
-"""The `taskpin` command: run, check, db, demo. Every failure is one problem and its fix, or
+"""The `taskpin` command: run, check, db, demo, dev. Every failure is one problem and its fix, or
 one line and a non-zero exit: never a traceback (those go to the log at --log-level DEBUG)."""
 from __future__ import annotations
 
@@ -185,6 +185,34 @@ def cmd_demo(args) -> int:
     return asyncio.run(run_demo(fast=args.fast))
 
 
+def cmd_dev(args) -> int:
+    from pathlib import Path
+
+    from orchestrator.suggest import unknown_name
+
+    from .dev.run import run_dev
+    from .dev.session import DevOptions
+
+    agents = None
+    if args.agent:
+        core, _, problems = load_settings()
+        if core is None:
+            print_problems(problems)
+            return 1
+        if not core.agents:
+            print("taskpin dev: no agents are configured: describe one in taskpin.toml (see taskpin.example.toml), "
+                  "or leave --agent out for the demo agent", file=sys.stderr)
+            return 1
+        if args.agent not in core.agents:
+            what, fix = unknown_name("agent", args.agent, core.agents)
+            print(f"taskpin dev: {what} in taskpin.toml; {fix}", file=sys.stderr)
+            return 1
+        agents = {args.agent: core.agents[args.agent].model_dump()}
+    options = DevOptions(repo=Path(args.repo) if args.repo else None, agents=agents,
+                         agent_pause=0.1 if args.fast else 0.8)
+    return asyncio.run(run_dev(options, host=args.host, port=args.port))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskpin", description="Supervise AI coding agents from Slack.")
     parser.add_argument("--version", action="version", version=f"taskpin {version()}")
@@ -203,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole flow offline: a local Slack emulator, a demo agent, the bot")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     demo.set_defaults(func=cmd_demo)
+    dev = sub.add_parser("dev", help="a local Slack workspace in your browser: the emulator, the bot and an agent")
+    dev.add_argument("--port", type=int, default=8765, help="the page's port (default 8765; 0: any free port)")
+    dev.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine only)")
+    dev.add_argument("--repo", metavar="PATH", help="a git repository for the tasks (default: a throwaway one)")
+    dev.add_argument("--agent", metavar="NAME", help="an agent from taskpin.toml instead of the demo agent")
+    dev.add_argument("--fast", action="store_true", help="the demo agent works without pauses")
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 

@@ -96,7 +96,8 @@ def _plain(line: str) -> str:
     return line
 
 
-def _repo(root: Path) -> Path:
+def demo_repo(root: Path) -> Path:
+    """A throwaway git repository with one commit on `main`, under `root`."""
     path = root / "demo-repo"
     repo = git.Repo.init(path, initial_branch="main")
     (path / "README.md").write_text("# demo\n\nA project that needs a contributing guide.\n")
@@ -104,6 +105,18 @@ def _repo(root: Path) -> Path:
     actor = git.Actor("demo", "demo@example.com")
     repo.index.commit("initial commit", author=actor, committer=actor)
     return path
+
+
+def demo_agent(pause: float) -> dict:
+    """The demo agent's configuration: asks one question, writes CONTRIBUTING.md."""
+    return {"kind": "command", "command": [sys.executable, str(Path(__file__).with_name("demo_agent.py")), str(pause)]}
+
+
+def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
+    """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
+    return SlackSettings(_env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
+                         SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
+                         TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
 
 
 async def run_demo(fast: bool = False) -> int:
@@ -114,14 +127,10 @@ async def run_demo(fast: bool = False) -> int:
             settings = Settings(
                 _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                repos={"demo": {"path": str(_repo(root)), "base_branch": "main"}},
-                agents={"demo-agent": {"kind": "command", "command": [sys.executable, str(Path(__file__).with_name(
-                    "demo_agent.py")), str(0.1 if fast else 0.8)]}},
+                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main"}},
+                agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},
                 default_repo="demo", default_agent="demo-agent")
-            slack = SlackSettings(_env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
-                                  SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
-                                  TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
-            runtime = await Runtime.start(settings, slack)
+            runtime = await Runtime.start(settings, emulator_slack_settings(emu))
             try:
                 await emu.wait_socket()
                 await _story(Narrator(emu, pause), emu, runtime)

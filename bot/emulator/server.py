@@ -240,8 +240,11 @@ class SlackEmulator(UserActions, Reading):
             thread = body.get("thread_ts")
             self.post_as_bot(ch, content, self.ws.thread_root(ch, thread) if thread else None)
         else:
+            # Like Slack, an ephemeral answer to a click on a thread reply shows in that thread.
+            original = ch.msgs.get(ctx.get("message_ts") or "") or {}
+            in_thread = original.get("thread_ts") if original.get("thread_ts") != original.get("ts") else None
             self.add_ephemeral(ch, ctx["user"], content, ctx.get("source", "response_url"),
-                               body.get("thread_ts"))
+                               body.get("thread_ts") or in_thread)
 
     def _on_original(self, ctx: dict, *, delete: bool = False, content: dict | None = None) -> None:
         ch, ts = self.ws.channels[ctx["channel"]], ctx["message_ts"]
