@@ -21,7 +21,7 @@ def test_the_setup_commands_create_and_use_a_virtual_environment():
     for command in (demo, tests):
         assert command.startswith("python3 -m venv .venv && .venv/bin/pip install -e ")
         assert "python3 -m pip" not in command       # Debian's Python refuses pip outside a venv
-    assert demo.endswith(".venv/bin/taskpin demo")
+    assert demo.endswith(".venv/bin/taskpin dev")
     assert tests.endswith(".venv/bin/python -m pytest")
 
 
