@@ -293,6 +293,22 @@ class Workspaces:
                                  f"retry the merge.") from None
         return new
 
+    def is_merged(self, repo_path: Path, base_branch: str, branch: str) -> bool:
+        """Whether `branch`'s head is already in `base_branch` (a merge landed)."""
+        repo = _open(repo_path)
+        return _is_ancestor(repo, _head_of(repo, branch), _head_of(repo, base_branch))
+
+    def is_pushed(self, repo_path: Path, branch: str, remote: str) -> bool:
+        """Whether `remote` has `branch` at its local head (a push landed)."""
+        repo = _open(repo_path)
+        head = _head_of(repo, branch)
+        if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
+            return False
+        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{branch}", with_exceptions=False,
+                                            with_extended_output=True, env={"GIT_TERMINAL_PROMPT": "0"},
+                                            kill_after_timeout=PUSH_TIMEOUT_S)
+        return status == 0 and out.split("\t", 1)[0].strip() == head
+
     def push(self, repo_path: Path, branch: str, remote: str) -> None:
         repo = _open(repo_path)
         _head_of(repo, branch)

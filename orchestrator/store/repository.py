@@ -193,12 +193,26 @@ class Store:
                 current = (await s.execute(select(TaskRow.state).where(TaskRow.id == task_id))).scalar()
                 if current is None:
                     raise TaskNotFound(task_id)
+                last = (await s.execute(select(TransitionRow.actor, TransitionRow.reason)
+                                        .where(TransitionRow.task_id == task_id)
+                                        .order_by(TransitionRow.id.desc()).limit(1))).first()
                 raise IllegalTransition(task_id, current, to_state,
                                         f"it is {current}, not {from_state.value}" if current != from_state.value
-                                        else "it changed meanwhile")
+                                        else "it changed meanwhile",
+                                        by=last.actor if last else None, by_reason=last.reason if last else None)
             s.add(TransitionRow(task_id=task_id, from_state=from_state.value, to_state=to_state.value,
                                 actor=actor, reason=reason, at=now))
         return await self.get_task(task_id)
+
+    async def last_transition(self, task_id: int) -> TransitionRecord | None:
+        """The latest entry of the task's audit log: who moved it into its current state."""
+        async with self.session() as s:
+            row = (await s.execute(select(TransitionRow).where(TransitionRow.task_id == task_id)
+                                   .order_by(TransitionRow.id.desc()).limit(1))).scalar()
+        if row is None:
+            return None
+        return TransitionRecord(task_id=row.task_id, from_state=TaskState(row.from_state) if row.from_state else None,
+                                to_state=TaskState(row.to_state), actor=row.actor, reason=row.reason, at=row.at)
 
     async def update_task(self, task_id: int, **changes: Any) -> TaskView:
         async with self.session() as s, s.begin():
