@@ -143,3 +143,46 @@ async def test_a_crash_mid_approval_is_settled_at_the_next_start(tmp_path, repo_
             assert last.actor == OWNER and "after a restart" in last.reason
     finally:
         await core.close()
+
+
+# ---- the same race through Slack: two people click at one moment ---------------------------
+
+from bot.ids import ActionId, make_action_id  # noqa: E402
+from tests.e2e.conftest import BOARD, emu, taskpin  # noqa: E402,F401  (fixtures)
+from tests.e2e.scenario import board_message, click_card, create_by_slash, wait_board  # noqa: E402
+
+E2E_ROUNDS = int(os.environ.get("TASKPIN_RACE_ROUNDS_E2E", "3"))
+
+
+async def test_two_reviewers_clicking_at_once_through_slack(emu, taskpin):
+    _git(taskpin.repo, "checkout", "-q", "-b", "dev")
+    owner, approver = "U_OWNER", "U_APPROVER"
+    await taskpin.start(_writers(E2E_ROUNDS), on_approve="merge", approvers=[approver])
+    core = taskpin.core
+    for i in range(E2E_ROUNDS):
+        task_id = await create_by_slash(emu, core, f"round {i}")
+        await core.store.update_task(task_id, agent=f"w{i}")
+        await click_card(emu, owner, ActionId.DISPATCH, task_id)
+        await wait_state(core, task_id, S.AWAITING_REVIEW, timeout=30)
+        approve_id = make_action_id(ActionId.APPROVE, task_id)
+        await wait_board(emu, lambda _: approve_id in str(board_message(emu)), what="approve button")
+        board_ts = board_message(emu)["ts"]
+        before = {u: len(emu.ephemerals(user=u)) for u in (owner, approver)}
+        acks = await asyncio.gather(
+            emu.click_button(owner, BOARD, board_ts, approve_id, str(task_id)),
+            emu.click_button(approver, BOARD, board_ts, make_action_id(ActionId.REJECT, task_id), str(task_id)))
+        assert all(ack.acked and ack.latency < 3 for ack in acks)
+
+        async def settled():
+            task = await core.get_task(task_id)
+            return task if task.state in (S.COMPLETED, S.FAILED) else None
+        final = await emu.wait_for(settled, timeout=15)
+        winner, loser = (owner, approver) if final.state is S.COMPLETED else (approver, owner)
+        assert _on_main(taskpin.repo, f"round{i}.txt") == (final.state is S.COMPLETED)
+        # The loser alone is told, naming the winner; the winner gets no error.
+        told = await emu.wait_for(lambda: emu.ephemerals(user=loser)[before[loser]:], timeout=5)
+        text = json.dumps(told)
+        assert f"<@{winner}>" in text and "already" in text, text
+        assert "approved" in text if winner == owner else "rejected" in text
+        assert len(emu.ephemerals(user=winner)) == before[winner]
+        await wait_board(emu, lambda _: approve_id not in str(board_message(emu)), what="decided card")
