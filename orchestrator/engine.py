@@ -297,7 +297,7 @@ class Orchestrator:
         crash_point("approve.acted")
         task = await self._transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
         if not self.settings.keep_worktrees and repo:
-            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path)
+            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
         return task
 
     async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:

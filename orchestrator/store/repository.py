@@ -170,7 +170,7 @@ class Store:
             queue_position=queue_position, failure_reason=row.failure_reason,
             diff=DiffSummary.from_dict(row.diff), attempts=attempts,
             input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
-            cost_usd=row.cost_usd or 0.0, pending_interventions=pending,
+            cost_usd=row.cost_usd or 0.0, pending_interventions=pending, worktree=row.worktree,
         )
 
     async def transition(self, task_id: int, from_state: TaskState, to_state: TaskState, *, actor: str,
