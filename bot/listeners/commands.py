@@ -12,7 +12,7 @@ from .feedback import tell, tell_error
 
 HELP = (
     "*taskpin* runs coding agents on tasks and shows them on the pinned board.\n"
-    "• `/task <what the agent should do>` creates a backlog task with the default repository and agent\n"
+    "• `/task &lt;what the agent should do&gt;` creates a backlog task with the default repository and agent\n"
     "• `/task` opens a form to pick the repository, the agent and the base branch\n"
     "• `/task list` shows your tasks\n"
     "• `/task help` shows this\n"
@@ -71,7 +71,7 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
 async def list_text(svc: Services, user: str) -> str:
     tasks = await svc.core.list_tasks(owner=user)
     if not tasks:
-        return "You have no tasks yet. `/task <what the agent should do>` creates one."
+        return "You have no tasks yet. `/task &lt;what the agent should do&gt;` creates one."
     active = [t for t in tasks if t.state is not TaskState.COMPLETED] or tasks
     lines = [f"• *{t.short_id}* {truncate(escape_mrkdwn(one_line(t.title)), 80)} — {t.state.value.replace('_', ' ')}"
              + (f" (queued #{t.queue_position})" if t.queued else "")
