@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 
 from .config import OnApprove, Settings
 from .crashpoints import crash_point
@@ -27,6 +28,8 @@ S = TaskState
 MAX_TITLE = 200
 MAX_PROMPT = 40_000
 TITLE_FROM_PROMPT = 80
+# How long an inbound delivery id is remembered: Slack retries for minutes, not days.
+DELIVERY_MEMORY = timedelta(hours=24)
 _BRANCH_OK = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 
 
@@ -69,6 +72,7 @@ class Orchestrator:
 
         await recover(self)
         self.logs.prune()
+        await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
         await self.kick()
 
@@ -89,6 +93,10 @@ class Orchestrator:
         while True:
             await asyncio.sleep(3600)
             await asyncio.to_thread(self.logs.prune)
+            try:
+                await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
+            except Exception as exc:   # the next hour tries again
+                log.warning("could not prune old delivery ids: %s", exc)
 
     # ---- configuration the surface needs -------------------------------------------------
 
@@ -158,6 +166,12 @@ class Orchestrator:
     def accepts_follow_up(self, task_id: int) -> bool:
         runner = self._runners.get(task_id)
         return bool(runner and runner.session and runner.session.supports_follow_up)
+
+    async def claim_delivery(self, key: str) -> bool:
+        """True the first time `key` (an inbound delivery's id) is claimed, False for a
+        redelivery or retry of it: here, after a restart, or in another process on the same
+        database. Remembered for DELIVERY_MEMORY."""
+        return await self.store.claim_delivery(key)
 
     # key-value storage for the surface layer (board message location, thread ts...)
     async def kv_get(self, key: str, default=None):

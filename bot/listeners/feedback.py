@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk.errors import SlackApiError
+
 from ..blocks.thread import ephemeral_mrkdwn, ephemeral_text
 from ..replies import explain, explain_mrkdwn
 from ..services import Services
@@ -32,6 +34,13 @@ async def _say(svc: Services, user: str, payload: dict, *, respond=None, thread_
 
 
 async def tell_error(svc: Services, user: str, exc: Exception, verb: str, **kwargs) -> None:
-    if not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
+    if isinstance(exc, SlackApiError):   # Slack refused a call (expired trigger...): one line, no traceback
+        log.warning("Slack refused a call while trying to %s: %s", verb, slack_error(exc))
+    elif not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
         log.exception("unexpected error while trying to %s", verb)
     await _say(svc, user, ephemeral_mrkdwn(explain_mrkdwn(exc, verb), explain(exc, verb)), **kwargs)
+
+
+def slack_error(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {getattr(exc.response, 'status_code', '?')}"
