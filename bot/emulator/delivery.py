@@ -68,8 +68,9 @@ class Dispatcher:
         return bool(self.http.url or self.socket.live)
 
     async def deliver(self, kind: str, payload: dict, *, timeout: float,
-                      retry_attempt: int = 0, retry_reason: str = "") -> Ack:
-        d = Delivery(uuid.uuid4().hex, kind, payload, self.mode, retry_attempt, retry_reason)
+                      retry_attempt: int = 0, retry_reason: str = "", envelope_id: str | None = None) -> Ack:
+        """`envelope_id`: a redelivery keeps the first delivery's (as Slack's Socket Mode does)."""
+        d = Delivery(envelope_id or uuid.uuid4().hex, kind, payload, self.mode, retry_attempt, retry_reason)
         self.deliveries.append(d)
         d.ack = await (self._http(d, timeout) if d.mode == "http" else self._socket(d, timeout))
         return d.ack
