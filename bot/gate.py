@@ -55,7 +55,10 @@ class Gate:
 
     async def admit(self, body: Any, *, envelope_id: str | None = None) -> bool:
         """True when the delivery should reach the listeners (the caller acks it otherwise)."""
-        problem = problem_with(body)
+        try:
+            problem = problem_with(body)
+        except Exception as exc:   # a shape the guard did not foresee is still not Slack's
+            problem = f"unreadable payload: {type(exc).__name__}"
         if problem:
             self.refused += 1
             log.warning("refused a delivery that Slack would not send (%s)", problem)

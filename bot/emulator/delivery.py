@@ -31,9 +31,10 @@ class Delivery:
     @property
     def kind(self) -> str:
         """Finer type: the event type, the interactive payload type, or "slash_command"."""
-        if self.type == "events_api":
-            return self.payload.get("event", {}).get("type", "event")
-        return self.payload.get("type", "slash_command") if self.type == "interactive" else "slash_command"
+        if self.type == "events_api":   # hostile payloads may carry anything in these fields
+            event = self.payload.get("event")
+            return str(event.get("type", "event")) if isinstance(event, dict) else "event"
+        return str(self.payload.get("type", "slash_command")) if self.type == "interactive" else "slash_command"
 
 
 @dataclass
