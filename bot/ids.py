@@ -18,6 +18,10 @@ SEPARATOR = ":"
 # static_select and checkbox option values may hold only 150 characters; buttons 2000.
 OPTION_VALUE_MAX = 150
 BUTTON_VALUE_MAX = 2000
+# Task and question ids are 32-bit integers in the store (PostgreSQL `integer`): a value
+# outside that range names nothing, and must not reach the database (OverflowError there).
+ID_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 class ActionId(StrEnum):
@@ -80,9 +84,17 @@ ACTION_PATTERNS: dict[ActionId, re.Pattern[str]] = {
 }
 
 
-def task_id_from_value(value: str) -> int:
+def parse_id(value: object, *, lowest: int = 1) -> int:
+    """A task or question id (or an index) from a value Slack sent back: plain ASCII digits
+    within the store's range. Raises ValueError for anything else (huge, signed, "1e9", "١")."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and lowest <= int(value) <= ID_MAX:
+        return int(value)
+    raise ValueError(f"not a taskpin id: {str(value)[:40]!r}")
+
+
+def task_id_from_value(value: object) -> int:
     """Card buttons carry only the task id."""
-    return int(value)
+    return parse_id(value)
 
 
 class _HasId(Protocol):
@@ -120,11 +132,13 @@ def encode_option_value(intervention_id: int, option_id: str, index: int, *, lim
     return f"{intervention_id}#{index}"
 
 
-def decode_option_value(value: str) -> OptionRef:
+def decode_option_value(value: object) -> OptionRef:
+    if not isinstance(value, str):
+        raise ValueError(f"not an intervention option value: {value!r}")
     head, sep, rest = value.partition(SEPARATOR)
     if sep:
-        return OptionRef(int(head), option_id=unquote(rest))
+        return OptionRef(parse_id(head), option_id=unquote(rest))
     head, sep, rest = value.partition("#")
     if sep:
-        return OptionRef(int(head), index=int(rest))
-    raise ValueError(f"not an intervention option value: {value!r}")
+        return OptionRef(parse_id(head), index=parse_id(rest, lowest=0))
+    raise ValueError(f"not an intervention option value: {value[:40]!r}")

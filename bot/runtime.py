@@ -7,13 +7,13 @@ import signal
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import Orchestrator, Settings
 
 from .app import build_app
+from .gate import Gate, GatedSocketModeHandler
 from .board_sync import BoardSync
 from .budget import MethodBudget
 from .poster import ChannelPoster
@@ -38,7 +38,9 @@ class Runtime:
     def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster):
         self.core, self.svc, self.poster = core, svc, poster
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
-        self.socket: AsyncSocketModeHandler | None = None
+        secret = svc.settings.signing_secret
+        self.gate = Gate(core, secret.get_secret_value() if secret else None)
+        self.socket: GatedSocketModeHandler | None = None
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -71,7 +73,7 @@ class Runtime:
         web_app = web.Application()
         web_app.router.add_get("/healthz", self._healthz)
         if slack.socket_mode:
-            self.socket = AsyncSocketModeHandler(self.app, slack.app_token.get_secret_value())
+            self.socket = GatedSocketModeHandler(self.app, slack.app_token.get_secret_value(), self.gate)
             await self.socket.connect_async()
         else:
             web_app.router.add_post("/slack/events", self._slack_events)
@@ -82,7 +84,14 @@ class Runtime:
         self.port = site._server.sockets[0].getsockname()[1]
 
     async def _slack_events(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        if self.gate.unsigned(request, await request.text()):   # before bolt: see bot/gate.py
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:
+            return web.json_response({"error": "malformed body"}, status=400)
+        if not await self.gate.admit(bolt_request.body):
+            return web.Response(status=200)   # acked: malformed, or a retry of what was handled
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -114,6 +114,9 @@ class TaskThreads:
         task, before, after = event.task, event.from_state, event.to_state
         if before is S.BACKLOG and after is S.IN_PROGRESS:
             self._spawn(self.thread_ts(task, actor=event.actor))
+        elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed
+            self._spawn(self._reply(task, milestone_message(task, f"approval failed: {event.reason}", by=event.actor),
+                                    Priority.MILESTONE))
         elif after is S.AWAITING_REVIEW:
             self._spawn(self._flush_then(task, review_message(task)))
         elif after in (S.COMPLETED, S.FAILED) and before is not S.BACKLOG:

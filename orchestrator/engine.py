@@ -6,8 +6,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 
 from .config import OnApprove, Settings
+from .crashpoints import crash_point
 from .errors import ActionRefused, InvalidInput, NotAllowed
 from .events import EventBus, InterventionReminder, TaskCreated, TaskStateChanged, TaskUpdated
 from .harness.base import Harness
@@ -26,12 +28,19 @@ S = TaskState
 MAX_TITLE = 200
 MAX_PROMPT = 40_000
 TITLE_FROM_PROMPT = 80
+# How long an inbound delivery id is remembered: Slack retries for minutes, not days.
+DELIVERY_MEMORY = timedelta(hours=24)
 _BRANCH_OK = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 
 
 def title_from_prompt(prompt: str) -> str:
     first = next((line.strip() for line in prompt.splitlines() if line.strip()), "")
     return first if len(first) <= TITLE_FROM_PROMPT else first[: TITLE_FROM_PROMPT - 1].rstrip() + "…"
+
+
+def approved_reason(action: OnApprove, task: TaskView, repo) -> str:
+    return {OnApprove.MERGE: f"approved; merged into {task.base_branch}",
+            OnApprove.PUSH: f"approved; pushed to {repo.remote if repo else ''}"}.get(action, "approved")
 
 
 class Orchestrator:
@@ -63,6 +72,7 @@ class Orchestrator:
 
         await recover(self)
         self.logs.prune()
+        await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
         await self.kick()
 
@@ -83,6 +93,10 @@ class Orchestrator:
         while True:
             await asyncio.sleep(3600)
             await asyncio.to_thread(self.logs.prune)
+            try:
+                await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
+            except Exception as exc:   # the next hour tries again
+                log.warning("could not prune old delivery ids: %s", exc)
 
     # ---- configuration the surface needs -------------------------------------------------
 
@@ -153,6 +167,12 @@ class Orchestrator:
         runner = self._runners.get(task_id)
         return bool(runner and runner.session and runner.session.supports_follow_up)
 
+    async def claim_delivery(self, key: str) -> bool:
+        """True the first time `key` (an inbound delivery's id) is claimed, False for a
+        redelivery or retry of it: here, after a restart, or in another process on the same
+        database. Remembered for DELIVERY_MEMORY."""
+        return await self.store.claim_delivery(key)
+
     # key-value storage for the surface layer (board message location, thread ts...)
     async def kv_get(self, key: str, default=None):
         return await self.store.kv_get(key, default)
@@ -203,9 +223,9 @@ class Orchestrator:
         self._require_use(actor)
         task = await self.store.get_task(task_id)
         if task.state is not S.BACKLOG:
-            raise IllegalTransition(task_id, task.state, S.IN_PROGRESS,
-                                    "it is already running" if task.state in (S.IN_PROGRESS, S.BLOCKED)
-                                    else f"it is {task.state.value}")
+            raise await self._refusal(task, S.IN_PROGRESS,
+                                      "it is already running" if task.state in (S.IN_PROGRESS, S.BLOCKED)
+                                      else f"it is {task.state.value}")
         task = await self._transition(task, S.IN_PROGRESS, actor=actor, reason="dispatched",
                                       queued_at=utcnow(), failure_reason=None, finished_at=None)
         await self.kick()
@@ -218,7 +238,7 @@ class Orchestrator:
         if task.state is S.BACKLOG:
             return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
         if task.state not in (S.IN_PROGRESS, S.BLOCKED):
-            raise IllegalTransition(task_id, task.state, S.FAILED, f"it is {task.state.value}; nothing runs")
+            raise await self._refusal(task, S.FAILED, f"it is {task.state.value}; nothing runs")
         for _ in range(50):   # the task may be between the queue and its runner for a moment
             if task.queued and await self.store.claim_from_queue(task_id):
                 return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
@@ -226,27 +246,47 @@ class Orchestrator:
             if runner:
                 runner.request_stop(Outcome("cancelled", "cancelled", actor=actor))
                 await asyncio.wait_for(runner.done.wait(), timeout=self.settings.stop_grace_s + 30)
-                return await self.store.get_task(task_id)
+                return await self._cancelled_or_refused(task_id)
             await asyncio.sleep(0.02)
             task = await self.store.get_task(task_id)
             if task.state not in (S.IN_PROGRESS, S.BLOCKED):
-                return task
+                return await self._cancelled_or_refused(task_id)
         # Live state with neither queue entry nor runner: a leftover; fail it so it can be retried.
         return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
+
+    async def _cancelled_or_refused(self, task_id: int) -> TaskView:
+        """After a stop: the task, if the cancel is what ended it; else the cancel lost a race
+        (the agent finished first, someone else cancelled or rejected) and the caller is told."""
+        task = await self.store.get_task(task_id)
+        last = await self.store.last_transition(task_id)
+        if task.state is S.FAILED and last and last.reason.startswith("cancelled"):
+            return task
+        raise await self._refusal(task, S.FAILED)
+
+    async def _refusal(self, task: TaskView, to_state: TaskState, detail: str = "") -> IllegalTransition:
+        """The error for a decision on a task that is not (or no longer) where the decision applies,
+        naming who moved it there: the winner of a race, for its loser."""
+        last = await self.store.last_transition(task.id)
+        return IllegalTransition(task.id, task.state, to_state, detail or f"it is {task.state.value}",
+                                 by=last.actor if last else None, by_reason=last.reason if last else None)
 
     async def retry(self, task_id: int, *, actor: str) -> TaskView:
         """failed -> backlog, ready to be dispatched again (the branch and worktree are kept)."""
         self._require_use(actor)
         task = await self.store.get_task(task_id)
+        if task.state is not S.FAILED:
+            raise await self._refusal(task, S.BACKLOG)
         return await self._transition(task, S.BACKLOG, actor=actor, reason="retry", failure_reason=None,
                                       pending_prompt=None)
 
     async def approve(self, task_id: int, *, actor: str) -> TaskView:
-        """awaiting_review -> completed, after the repository's on-approve action succeeds."""
+        """awaiting_review -> approving -> completed. The approval takes the task first (a
+        compare-and-set), then runs the repository's on-approve action: of two people deciding
+        at once exactly one acts. A failed action puts the task back in review and says why."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "approve")
         if task.state is not S.AWAITING_REVIEW:
-            raise IllegalTransition(task_id, task.state, S.COMPLETED, f"it is {task.state.value}")
+            raise await self._refusal(task, S.COMPLETED)
         repo = self.settings.repos.get(task.repo)
         action = repo.on_approve if repo else OnApprove.NONE
         if action is OnApprove.MERGE:
@@ -256,6 +296,8 @@ class Orchestrator:
                     f"{task.base_branch} is checked out in {checkouts[0]}, and taskpin never moves a branch under "
                     f"someone's checkout. Check out another branch there (or point taskpin at a dedicated clone), "
                     f"then approve again. {task.branch} is kept.")
+        task = await self._transition(task, S.APPROVING, actor=actor, reason=f"approving ({action.value})")
+        crash_point("approve.claimed")
         try:
             if action is OnApprove.MERGE:
                 await asyncio.to_thread(self.workspaces.merge, repo.path, task.base_branch, task.branch,
@@ -263,17 +305,21 @@ class Orchestrator:
             elif action is OnApprove.PUSH:
                 await asyncio.to_thread(self.workspaces.push, repo.path, task.branch, repo.remote)
         except Exception as exc:
-            raise ActionRefused(f"could not {action.value} {task.branch}: {exc}") from exc
-        reason = {OnApprove.MERGE: f"approved; merged into {task.base_branch}",
-                  OnApprove.PUSH: f"approved; pushed to {repo.remote if repo else ''}"}.get(action, "approved")
-        task = await self._transition(task, S.COMPLETED, actor=actor, reason=reason)
+            why = f"could not {action.value} {task.branch}: {exc}"
+            await self._transition(task, S.AWAITING_REVIEW, actor=actor, reason=why)
+            raise ActionRefused(why) from exc
+        crash_point("approve.acted")
+        task = await self._transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
         if not self.settings.keep_worktrees and repo:
-            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path)
+            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
         return task
 
     async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:
+        """awaiting_review -> failed, in one compare-and-set (nothing else happens)."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "reject")
+        if task.state is not S.AWAITING_REVIEW:
+            raise await self._refusal(task, S.FAILED)
         why = f"rejected by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
         return await self._transition(task, S.FAILED, actor=actor, reason=why, failure_reason=why)
 
@@ -286,6 +332,8 @@ class Orchestrator:
             raise InvalidInput("say what should change: the feedback goes to the agent")
         if len(feedback) > MAX_PROMPT:
             raise InvalidInput(f"the feedback is {len(feedback)} characters; the limit is {MAX_PROMPT}")
+        if task.state is not S.AWAITING_REVIEW:
+            raise await self._refusal(task, S.IN_PROGRESS)
         await self._transition(task, S.IN_PROGRESS, actor=actor, reason="changes requested",
                                pending_prompt=feedback, queued_at=utcnow(), finished_at=None)
         await self.kick()

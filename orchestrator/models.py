@@ -63,6 +63,7 @@ class TaskView:
     output_tokens: int = 0
     cost_usd: float = 0.0
     pending_interventions: int = 0
+    worktree: str | None = None          # the task's worktree folder once dispatched
 
     @property
     def short_id(self) -> str:

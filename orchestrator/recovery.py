@@ -4,15 +4,19 @@
   but only when the process proves it is ours (its environment carries the attempt token);
 - tasks that were running are resumed where the harness can resume, else failed with
   "interrupted by restart" (retryable);
-- queued dispatches stay queued, in their order.
+- queued dispatches stay queued, in their order;
+- an approval cut off between taking the task and finishing (state approving) is settled by
+  looking at the repository: the merge (or push) landed -> completed, else back to review.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 from datetime import datetime, timezone
 
+from .config import OnApprove
 from .events import InterventionResolved
 from .models import InterventionStatus
 from .runner import RESTART_PROMPT
@@ -76,6 +80,9 @@ async def recover(core) -> None:
             log.info("killed leftover agent of task #%s (process group %s)", attempt.task_id, pid)
         await store.end_attempt(attempt.extra["id"], "interrupted", "taskpin restarted")
 
+    for task in await store.list_tasks(states=[S.APPROVING]):
+        await settle_approval(core, task)
+
     queued = set(await store.queued_task_ids())
     for task in await store.list_tasks(states=[S.IN_PROGRESS, S.BLOCKED]):
         if task.id in queued:
@@ -99,3 +106,33 @@ async def recover(core) -> None:
             await core._transition(task, S.FAILED, actor="taskpin", reason="interrupted by restart",
                                    failure_reason="interrupted by restart", retryable=True)
             log.info("task #%s failed: interrupted by restart", task.id)
+
+
+async def settle_approval(core, task) -> None:
+    """A task left in approving by a crash: complete it if its on-approve action landed,
+    else return it to review so someone can approve again."""
+    last = await core.store.last_transition(task.id)
+    approver = last.actor if last else "taskpin"
+    repo = core.settings.repos.get(task.repo)
+    action = repo.on_approve if repo else OnApprove.NONE
+    try:
+        if action is OnApprove.MERGE:
+            landed = await asyncio.to_thread(core.workspaces.is_merged, repo.path, task.base_branch, task.branch)
+        elif action is OnApprove.PUSH:
+            landed = await asyncio.to_thread(core.workspaces.is_pushed, repo.path, task.branch, repo.remote)
+        else:
+            landed = True   # nothing to do but record the approval
+    except Exception as exc:
+        log.warning("task #%s: could not check its interrupted approval: %s", task.id, exc)
+        landed = False
+    from .engine import approved_reason
+
+    if landed:
+        await core._transition(task, S.COMPLETED, actor=approver,
+                               reason=approved_reason(action, task, repo) + " (finished after a restart)")
+        log.info("task #%s: its approval had landed; completed", task.id)
+    else:
+        await core._transition(task, S.AWAITING_REVIEW, actor="taskpin",
+                               reason=f"the approval by {approver} was interrupted by a restart before the "
+                                      f"{action.value} landed; approve again")
+        log.info("task #%s: its approval was interrupted; back in review", task.id)

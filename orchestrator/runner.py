@@ -98,6 +98,12 @@ class UsageMeter:
         return pending[0], pending[1], pending[2]
 
 
+def workspace_mark(task: TaskView) -> str:
+    """Who a branch belongs to: the task id and its creation time, which a reset database's
+    new task of the same id does not share."""
+    return f"{task.id}@{task.created_at.isoformat()}"
+
+
 def compose_follow_up(original_prompt: str, message: str) -> str:
     """For agents that cannot resume a session: restate the task, then the new message."""
     return f"{original_prompt}\n\n---\nFollow-up from the reviewer:\n{message}"
@@ -165,11 +171,15 @@ class TaskRunner:
         if log_error:
             return Outcome("failed", f"{log_error}; fix TASKPIN_LOG_DIR and retry")
         try:
-            workdir = await asyncio.to_thread(core.workspaces.create, repo.path, task.base_branch, task.id, task.branch)
+            # Never another task's branch or folder (a reset database reuses ids): ours carry our mark.
+            workdir, branch = await asyncio.to_thread(
+                core.workspaces.create_for, repo.path, task.base_branch, task.id, task.branch, workspace_mark(task),
+                adopt_unmarked=task.started_at is not None)
         except Exception as exc:
             return Outcome("failed", f"could not create the worktree: {exc}")
         follow_up = await store.take_pending_prompt(task.id)
-        task = await store.update_task(task.id, worktree=str(workdir), started_at=task.started_at or utcnow())
+        task = await store.update_task(task.id, worktree=str(workdir), branch=branch,
+                                       started_at=task.started_at or utcnow())
         core.bus.publish(TaskUpdated(task))
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None
@@ -437,7 +447,7 @@ class TaskRunner:
         task = await store.get_task(self.task_id)
         repo = core.settings.repos[task.repo]
         try:
-            await asyncio.to_thread(core.workspaces.commit_all, core.workspaces.path_for(task.id),
+            await asyncio.to_thread(core.workspaces.commit_all, task.worktree or core.workspaces.path_for(task.id),
                                     f"{task.title}\n\ntaskpin task #{task.id}")
             diff = await asyncio.to_thread(core.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
         except Exception as exc:

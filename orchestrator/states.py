@@ -8,6 +8,9 @@ class TaskState(StrEnum):
     BACKLOG = "backlog"
     IN_PROGRESS = "in_progress"
     AWAITING_REVIEW = "awaiting_review"
+    # An approval took the task and is running the repository's on-approve action (merge,
+    # push). Nobody else can decide while it is here; it ends completed, or back in review.
+    APPROVING = "approving"
     BLOCKED = "blocked"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -24,13 +27,15 @@ TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
     (S.IN_PROGRESS, S.FAILED): "error, timeout, budget or cancel",
     (S.BLOCKED, S.IN_PROGRESS): "human answered",
     (S.BLOCKED, S.FAILED): "cancel or intervention timeout",
-    (S.AWAITING_REVIEW, S.COMPLETED): "approved",
+    (S.AWAITING_REVIEW, S.APPROVING): "approval claimed",
+    (S.APPROVING, S.COMPLETED): "approved",
+    (S.APPROVING, S.AWAITING_REVIEW): "the on-approve action failed",
     (S.AWAITING_REVIEW, S.IN_PROGRESS): "changes requested",
     (S.AWAITING_REVIEW, S.FAILED): "rejected",
     (S.FAILED, S.BACKLOG): "retry",
 }
 
-# Board column order.
+# Board column order. APPROVING has no column of its own: it shows in the review column.
 STATE_ORDER: tuple[TaskState, ...] = (
     S.BACKLOG,
     S.IN_PROGRESS,
@@ -43,15 +48,26 @@ STATE_ORDER: tuple[TaskState, ...] = (
 # A live session may exist only in these states.
 LIVE_STATES = frozenset({S.IN_PROGRESS, S.BLOCKED})
 TERMINAL_STATES = frozenset({S.COMPLETED})
+# States that show in another state's column: a decision being carried out.
+SHOWN_AS: dict[TaskState, TaskState] = {S.APPROVING: S.AWAITING_REVIEW}
+
+
+def column_of(state: TaskState) -> TaskState:
+    """The board column a task in `state` shows in."""
+    return SHOWN_AS.get(TaskState(state), TaskState(state))
 
 
 class IllegalTransition(Exception):
     """Raised for a transition the table does not allow, or a stale compare-and-set."""
 
-    def __init__(self, task_id: int, from_state: TaskState | str, to_state: TaskState | str, detail: str = ""):
+    def __init__(self, task_id: int, from_state: TaskState | str, to_state: TaskState | str, detail: str = "",
+                 *, by: str | None = None, by_reason: str | None = None):
         self.task_id = task_id
         self.from_state = TaskState(from_state)
         self.to_state = TaskState(to_state)
+        # Who moved the task into from_state, and why (the winner of a race), when known.
+        self.by = by
+        self.by_reason = by_reason
         msg = f"task #{task_id}: cannot go from {self.from_state.value} to {self.to_state.value}"
         super().__init__(f"{msg} ({detail})" if detail else msg)
 

@@ -20,6 +20,10 @@ from .models import DiffSummary
 
 DEFAULT_AUTHOR = "taskpin <taskpin@localhost>"
 PUSH_TIMEOUT_S = 600
+# `git config branch.<name>.taskpinTask <mark>`: which task a branch belongs to. git keeps it
+# with the branch (renamed with it, deleted with it), so a new task never takes an old one's.
+MARK_KEY = "taskpinTask"
+MAX_SUFFIX = 1000
 
 # Letters NFKD does not decompose into ASCII.
 _TRANSLIT = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss",
@@ -185,8 +189,66 @@ class Workspaces:
         with _repo_lock(repo_path):
             return self._create(repo_path, base_branch, task_id, branch)
 
-    def _create(self, repo_path: Path, base_branch: str, task_id: int, branch: str) -> Path:
-        path = self.path_for(task_id)
+    def create_for(self, repo_path: Path, base_branch: str, task_id: int, branch: str, mark: str, *,
+                   adopt_unmarked: bool = False) -> tuple[Path, str]:
+        """The task's worktree and branch -> (path, branch), never another task's.
+
+        A branch is this task's when its mark is `mark`, or (with `adopt_unmarked`: the task ran
+        before marks existed) when it has none. A branch or worktree folder left by another task
+        (say the database was reset and a new #1 has the same title) is left intact, and this
+        task gets the next free name beside it: `<branch>-2`, folder `<id>-2`.
+        """
+        with _repo_lock(repo_path):
+            repo = _open(repo_path)
+            _check_branch(branch)
+            path = self.path_for(task_id)
+            if not path.exists() and self._add_fresh(repo, path, branch, base_branch):
+                self._mark(repo, branch, mark)   # the usual first dispatch: two git calls
+                return path, branch
+            branch = self._own_branch(repo, branch, mark, adopt_unmarked)
+            repo.git.worktree("prune")
+            path = self._own_path(repo, task_id, branch)
+            self._create(repo_path, base_branch, task_id, branch, path=path)
+            self._mark(repo, branch, mark)
+            return path, branch
+
+    @staticmethod
+    def _mark(repo: git.Repo, branch: str, mark: str) -> None:
+        repo.git.config("--local", f"branch.{branch}.{MARK_KEY}", mark)
+
+    @staticmethod
+    def branch_mark(repo_path: Path, branch: str) -> str | None:
+        status, out, _ = _open(repo_path).git.config("--local", "--get", f"branch.{_check_branch(branch)}.{MARK_KEY}",
+                                                     with_exceptions=False, with_extended_output=True)
+        return out.strip() if status == 0 else None
+
+    def _own_branch(self, repo: git.Repo, branch: str, mark: str, adopt_unmarked: bool) -> str:
+        for n in range(1, MAX_SUFFIX):
+            name = branch if n == 1 else _check_branch(f"{branch}-{n}")
+            if _rev(repo, f"refs/heads/{name}") is None:
+                return name
+            found = self.branch_mark(Path(repo.working_dir), name)
+            if found == mark or (found is None and adopt_unmarked and n == 1):
+                return name
+        raise WorkspaceError(f"Branches {branch!r} to {branch}-{MAX_SUFFIX - 1} all belong to other tasks; "
+                             f"delete the ones you no longer need (`git branch -D`) and retry.")
+
+    def _own_path(self, repo: git.Repo, task_id: int, branch: str) -> Path:
+        registered = _worktrees(repo)
+        for n in range(1, MAX_SUFFIX):
+            path = self.path_for(task_id) if n == 1 else self.root / f"{_task_id(task_id)}-{n}"
+            if path in registered:
+                if registered[path] == f"refs/heads/{branch}":
+                    return path
+                continue   # another task's worktree (or the user's): kept as it is
+            if not path.exists() or (path.is_dir() and not path.is_symlink() and not any(path.iterdir())):
+                return path
+        raise WorkspaceError(f"No free worktree folder for task {task_id} under {self.root}; "
+                             f"remove old ones with `git worktree remove` and retry.")
+
+    def _create(self, repo_path: Path, base_branch: str, task_id: int, branch: str, *,
+                path: Path | None = None) -> Path:
+        path = path or self.path_for(task_id)
         repo = _open(repo_path)
         _check_branch(branch)
         if not path.exists() and self._add_fresh(repo, path, branch, base_branch):
@@ -293,6 +355,22 @@ class Workspaces:
                                  f"retry the merge.") from None
         return new
 
+    def is_merged(self, repo_path: Path, base_branch: str, branch: str) -> bool:
+        """Whether `branch`'s head is already in `base_branch` (a merge landed)."""
+        repo = _open(repo_path)
+        return _is_ancestor(repo, _head_of(repo, branch), _head_of(repo, base_branch))
+
+    def is_pushed(self, repo_path: Path, branch: str, remote: str) -> bool:
+        """Whether `remote` has `branch` at its local head (a push landed)."""
+        repo = _open(repo_path)
+        head = _head_of(repo, branch)
+        if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
+            return False
+        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{branch}", with_exceptions=False,
+                                            with_extended_output=True, env={"GIT_TERMINAL_PROMPT": "0"},
+                                            kill_after_timeout=PUSH_TIMEOUT_S)
+        return status == 0 and out.split("\t", 1)[0].strip() == head
+
     def push(self, repo_path: Path, branch: str, remote: str) -> None:
         repo = _open(repo_path)
         _head_of(repo, branch)
@@ -311,12 +389,15 @@ class Workspaces:
         ref = f"refs/heads/{_check_branch(branch)}"
         return [path for path, head in _worktrees(_open(repo_path)).items() if head == ref]
 
-    def remove(self, task_id: int, repo_path: Path) -> None:
+    def remove(self, task_id: int, repo_path: Path, path: Path | None = None) -> None:
+        """Remove the task's worktree: `path` (what create_for gave) or its default folder."""
         with _repo_lock(repo_path):
-            self._remove(task_id, repo_path)
+            self._remove(task_id, repo_path, path)
 
-    def _remove(self, task_id: int, repo_path: Path) -> None:
-        path = self.path_for(task_id)
+    def _remove(self, task_id: int, repo_path: Path, path: Path | None = None) -> None:
+        path = self.path_for(task_id) if path is None else Path(path).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise WorkspaceError(f"{path} is not a task worktree under {self.root}.")
         try:
             repo = _open(repo_path)
         except WorkspaceError:

@@ -18,7 +18,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from orchestrator.models import TaskView
-from orchestrator.states import STATE_ORDER, TaskState
+from orchestrator.states import STATE_ORDER, TaskState, column_of
 
 from .card import STATE_EMOJI, STATE_LABEL, render_card, render_card_compact
 from .kit import Block, context, header, section
@@ -43,8 +43,8 @@ MIN_BOARD_BLOCKS = 3 + len(ACTIVE_STATES) + 3
 def order_tasks(tasks: Sequence[TaskView]) -> dict[TaskState, list[TaskView]]:
     """Tasks by state in STATE_ORDER, each column sorted by :func:`column_sort_key`."""
     columns: dict[TaskState, list[TaskView]] = {state: [] for state in STATE_ORDER}
-    for task in tasks:
-        columns[TaskState(task.state)].append(task)
+    for task in tasks:   # an approval in progress stays in the review column
+        columns[column_of(task.state)].append(task)
     for column in columns.values():
         column.sort(key=column_sort_key)
     return columns

@@ -34,6 +34,7 @@ STATE_EMOJI: Mapping[TaskState, str] = {
     TaskState.IN_PROGRESS: "▶️",
     TaskState.BLOCKED: "✋",
     TaskState.AWAITING_REVIEW: "🔍",
+    TaskState.APPROVING: "⏳",
     TaskState.COMPLETED: "✅",
     TaskState.FAILED: "❌",
 }
@@ -42,6 +43,7 @@ STATE_LABEL: Mapping[TaskState, str] = {
     TaskState.IN_PROGRESS: "In progress",
     TaskState.BLOCKED: "Blocked",
     TaskState.AWAITING_REVIEW: "Awaiting review",
+    TaskState.APPROVING: "Approving…",
     TaskState.COMPLETED: "Completed",
     TaskState.FAILED: "Failed",
 }
@@ -52,6 +54,7 @@ CARD_ACTIONS: Mapping[TaskState, tuple[ActionId, ...]] = {
     TaskState.IN_PROGRESS: (ActionId.CANCEL,),
     TaskState.BLOCKED: (ActionId.CANCEL,),
     TaskState.AWAITING_REVIEW: (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.REJECT),
+    TaskState.APPROVING: (),   # decided: nobody can click a second decision
     TaskState.COMPLETED: (),
     TaskState.FAILED: (ActionId.RETRY,),
 }
@@ -138,6 +141,8 @@ def _state_lines(task: TaskView, now: datetime) -> list[str]:
         if task.diff:
             lines.append(diff_line(task.diff))
         return lines
+    if state == TaskState.APPROVING:
+        return [f"approving… {inline_code(task.branch)} into {inline_code(task.base_branch)}"]
     if state == TaskState.COMPLETED:
         return [f"completed {fmt_elapsed(task.finished_at or task.state_changed_at, now)} ago"]
     reason = safe_text(one_line(task.failure_reason or "no reason recorded"), FAILURE_REASON_MAX)

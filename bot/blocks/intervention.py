@@ -1,6 +1,8 @@
 """Interventions: an agent's question or permission request, posted in the task's thread."""
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -55,7 +57,9 @@ def render_intervention_resolved(task: TaskView, intervention: InterventionView)
     outcome = _outcome(intervention)
     blocks.append(section(outcome, block_id=f"intervention_outcome:{iid}"))
     # The outcome is already mrkdwn-safe: only the title needs escaping.
-    text = f"{task.short_id} {safe_text(one_line(task.title), TITLE_MAX)}: {one_line(outcome)}"
+    # On one line a quote's ">" markers would be stray control characters: drop them.
+    flat = one_line(re.sub(r"(?m)^> ?", "", outcome))
+    text = f"{task.short_id} {safe_text(one_line(task.title), TITLE_MAX)}: {flat}"
     return {"text": truncate(text, FALLBACK_PROMPT_MAX), "blocks": blocks}
 
 

@@ -127,10 +127,11 @@ def fmt_duration(seconds: float) -> str:
 
 
 def fmt_cost(usd: float) -> str:
+    """A cost label, as mrkdwn (every caller puts it in mrkdwn, where ``<`` opens a control sequence)."""
     if usd <= 0:
         return "$0.00"
     if usd < 0.01:
-        return "<$0.01"
+        return "&lt;$0.01"
     if usd < 1000:
         return f"${usd:,.2f}"
     return f"${usd:,.0f}"
@@ -153,8 +154,9 @@ def minutes_between(since: datetime, now: datetime) -> int:
 
 
 def fmt_elapsed(since: datetime, now: datetime) -> str:
+    """An elapsed-time label, as mrkdwn: under a minute is ``&lt;1m`` (Slack shows ``<1m``)."""
     minutes = minutes_between(since, now)
-    return "<1m" if minutes == 0 else fmt_duration(minutes * 60)
+    return "&lt;1m" if minutes == 0 else fmt_duration(minutes * 60)
 
 
 def epoch_seconds(at: datetime) -> float:

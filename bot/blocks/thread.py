@@ -101,6 +101,11 @@ def ephemeral_text(text: str) -> dict:
     return _message(safe_text(text, SECTION_TEXT_MAX), text)
 
 
+def ephemeral_mrkdwn(mrkdwn_text: str, fallback: str) -> dict:
+    """A short notice already escaped by the caller (it may mention users); ``fallback`` is plain."""
+    return _message(mrkdwn_text, fallback)
+
+
 def _stats(task: TaskView) -> str:
     parts = []
     if task.started_at and task.finished_at:

@@ -31,9 +31,10 @@ class Delivery:
     @property
     def kind(self) -> str:
         """Finer type: the event type, the interactive payload type, or "slash_command"."""
-        if self.type == "events_api":
-            return self.payload.get("event", {}).get("type", "event")
-        return self.payload.get("type", "slash_command") if self.type == "interactive" else "slash_command"
+        if self.type == "events_api":   # hostile payloads may carry anything in these fields
+            event = self.payload.get("event")
+            return str(event.get("type", "event")) if isinstance(event, dict) else "event"
+        return str(self.payload.get("type", "slash_command")) if self.type == "interactive" else "slash_command"
 
 
 @dataclass
@@ -68,8 +69,9 @@ class Dispatcher:
         return bool(self.http.url or self.socket.live)
 
     async def deliver(self, kind: str, payload: dict, *, timeout: float,
-                      retry_attempt: int = 0, retry_reason: str = "") -> Ack:
-        d = Delivery(uuid.uuid4().hex, kind, payload, self.mode, retry_attempt, retry_reason)
+                      retry_attempt: int = 0, retry_reason: str = "", envelope_id: str | None = None) -> Ack:
+        """`envelope_id`: a redelivery keeps the first delivery's (as Slack's Socket Mode does)."""
+        d = Delivery(envelope_id or uuid.uuid4().hex, kind, payload, self.mode, retry_attempt, retry_reason)
         self.deliveries.append(d)
         d.ack = await (self._http(d, timeout) if d.mode == "http" else self._socket(d, timeout))
         return d.ack

@@ -125,11 +125,12 @@ class SlackEmulator(UserActions, Reading):
         await self.dispatcher.socket.disconnect(reason)
 
     async def deliver(self, kind: str, payload: dict, *, timeout: float | None = None,
-                      expect_ack: bool = True, retry_attempt: int = 0, retry_reason: str = "") -> Ack:
+                      expect_ack: bool = True, retry_attempt: int = 0, retry_reason: str = "",
+                      envelope_id: str | None = None) -> Ack:
         """Deliver a raw payload (kind: events_api | slash_commands | interactive) and wait for the ack."""
         timeout = timeout or self.ack_timeout
-        ack = await self.dispatcher.deliver(kind, payload, timeout=timeout,
-                                            retry_attempt=retry_attempt, retry_reason=retry_reason)
+        ack = await self.dispatcher.deliver(kind, payload, timeout=timeout, retry_attempt=retry_attempt,
+                                            retry_reason=retry_reason, envelope_id=envelope_id)
         if expect_ack and not ack.acked:
             why = ack.extra.get("error") or (f"HTTP {ack.http_status}" if ack.http_status
                                              else f"no ack within {timeout}s")
@@ -142,7 +143,8 @@ class SlackEmulator(UserActions, Reading):
         d = delivery.delivery if isinstance(delivery, Ack) else delivery
         reason = reason or ("http_timeout" if self.dispatcher.mode == "http" else "timeout")
         return await self.deliver(d.type, d.payload, timeout=timeout, expect_ack=expect_ack,
-                                  retry_attempt=d.retry_attempt + 1, retry_reason=reason)
+                                  retry_attempt=d.retry_attempt + 1, retry_reason=reason,
+                                  envelope_id=d.id if d.mode == "socket" else None)
 
     async def send_event(self, event: dict, **kw) -> Ack:
         """Deliver any Events API event (wrapped in an event_callback)."""

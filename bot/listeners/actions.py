@@ -9,12 +9,14 @@ from orchestrator import Answer, IllegalTransition, TaskState
 
 from ..blocks.modals import request_changes_modal
 from ..home import publish_home
-from ..ids import ActionId, action_pattern, decode_option_value, task_id_from_value
+from ..ids import ActionId, action_pattern, decode_option_value, parse_id, task_id_from_value
 from ..services import Services, services_of
 from .commands import open_create_modal
 from .feedback import tell, tell_error
 
 log = logging.getLogger(__name__)
+NOT_OURS = "That button is not one taskpin made."
+HOME_PAGES_MAX = 10_000
 
 
 def register(app: AsyncApp) -> None:
@@ -44,7 +46,12 @@ def _card_action(verb: str, call):
         await ack()
         svc, user = services_of(context), body["user"]["id"]
         try:
-            await call(svc, task_id_from_value(action["value"]), user)
+            task_id = task_id_from_value(action.get("value"))
+        except ValueError:
+            await tell(svc, user, NOT_OURS, respond=respond)
+            return
+        try:
+            await call(svc, task_id, user)
         except Exception as exc:
             await tell_error(svc, user, exc, verb, respond=respond)
 
@@ -63,7 +70,12 @@ async def on_request_changes(ack, body, action, respond, context, client) -> Non
     await ack()
     svc, user = services_of(context), body["user"]["id"]
     try:
-        task = await svc.core.get_task(task_id_from_value(action["value"]))
+        task_id = task_id_from_value(action.get("value"))
+    except ValueError:
+        await tell(svc, user, NOT_OURS, respond=respond)
+        return
+    try:
+        task = await svc.core.get_task(task_id)
         if task.state is not TaskState.AWAITING_REVIEW:
             raise IllegalTransition(task.id, task.state, TaskState.IN_PROGRESS)
         if not svc.core.may_decide(task, user):
@@ -79,7 +91,10 @@ async def on_answer_option(ack, body, action, respond, context) -> None:
     await ack()
     svc, user = services_of(context), body["user"]["id"]
     value = action.get("value") or (action.get("selected_option") or {}).get("value", "")
-    await _answer(svc, user, value and [value], respond)
+    if not value:
+        await tell(svc, user, NOT_OURS, respond=respond)
+        return
+    await _answer(svc, user, [value], respond)
 
 
 async def on_answer_submit(ack, body, action, respond, context) -> None:
@@ -106,7 +121,7 @@ async def _answer(svc: Services, user: str, values: list[str], respond) -> None:
         option_ids = tuple(filter(None, (ref.resolve(intervention.options) for ref in refs)))
         await svc.core.answer(intervention.id, Answer(option_ids=option_ids), actor=user)
     except ValueError:
-        await tell(svc, user, "That button is not one taskpin made.", respond=respond)
+        await tell(svc, user, NOT_OURS, respond=respond)
     except Exception as exc:
         await tell_error(svc, user, exc, "answer", respond=respond)
 
@@ -114,7 +129,7 @@ async def _answer(svc: Services, user: str, values: list[str], respond) -> None:
 async def on_home_page(ack, body, action, context) -> None:
     await ack()
     try:
-        page = int(action.get("value") or 0)
+        page = min(parse_id(action.get("value") or "0", lowest=0), HOME_PAGES_MAX)
     except ValueError:
         page = 0
     await publish_home(services_of(context), body["user"]["id"], page=page)

@@ -1,18 +1,22 @@
 """/task: quick create, modal, help, list."""
 from __future__ import annotations
 
+import logging
+
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from orchestrator import TaskState
 
 from ..blocks.modals import create_task_modal
 from ..blocks.text import escape_mrkdwn, one_line, truncate
 from ..services import Services, services_of
-from .feedback import tell, tell_error
+from .feedback import slack_error, tell, tell_error
 
+log = logging.getLogger(__name__)
 HELP = (
     "*taskpin* runs coding agents on tasks and shows them on the pinned board.\n"
-    "• `/task <what the agent should do>` creates a backlog task with the default repository and agent\n"
+    "• `/task &lt;what the agent should do&gt;` creates a backlog task with the default repository and agent\n"
     "• `/task` opens a form to pick the repository, the agent and the base branch\n"
     "• `/task list` shows your tasks\n"
     "• `/task help` shows this\n"
@@ -53,7 +57,11 @@ async def open_create_modal(svc: Services, client, trigger_id: str, user: str, *
     view = create_task_modal(repos=svc.core.repo_names(), agents=svc.core.agent_names(),
                              default_repo=settings.default_repo, default_agent=settings.default_agent,
                              prompt=prompt, private_metadata=private_metadata)
-    await client.views_open(trigger_id=trigger_id, view=view)
+    try:
+        await client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:   # e.g. expired_trigger_id: Slack took longer than 3 s to reach us
+        log.warning("could not open the create-task form: %s", slack_error(exc))
+        await tell(svc, user, "Slack did not let taskpin open the form in time; please try again.", respond=respond)
 
 
 async def quick_create(svc: Services, user: str, text: str, respond) -> None:
@@ -71,7 +79,7 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
 async def list_text(svc: Services, user: str) -> str:
     tasks = await svc.core.list_tasks(owner=user)
     if not tasks:
-        return "You have no tasks yet. `/task <what the agent should do>` creates one."
+        return "You have no tasks yet. `/task &lt;what the agent should do&gt;` creates one."
     active = [t for t in tasks if t.state is not TaskState.COMPLETED] or tasks
     lines = [f"• *{t.short_id}* {truncate(escape_mrkdwn(one_line(t.title)), 80)} — {t.state.value.replace('_', ' ')}"
              + (f" (queued #{t.queue_position})" if t.queued else "")

@@ -25,9 +25,7 @@ def register(app: AsyncApp) -> None:
 
 
 async def on_message(body, event, context) -> None:
-    svc = services_of(context)
-    if not svc.seen.first_time(body.get("event_id")):
-        return   # a retry or a redelivery of something already handled
+    svc = services_of(context)   # retries and redeliveries were dropped at the gate (bot/gate.py)
     subtype = event.get("subtype")
     if subtype == "message_deleted":
         await svc.board.on_deleted(event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts", ""))

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from ..blocks.thread import ephemeral_text
-from ..replies import explain
+from slack_sdk.errors import SlackApiError
+
+from ..blocks.thread import ephemeral_mrkdwn, ephemeral_text
+from ..replies import explain, explain_mrkdwn
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -13,7 +15,14 @@ log = logging.getLogger(__name__)
 async def tell(svc: Services, user: str, text: str, *, respond=None, thread_ts: str | None = None,
                channel: str | None = None) -> None:
     """Say `text` (escaped) to `user` alone: through respond() when there is one, else postEphemeral."""
-    payload = ephemeral_text(text)
+    await _say(svc, user, ephemeral_text(text), respond=respond, thread_ts=thread_ts, channel=channel)
+
+
+async def _say(svc: Services, user: str, payload: dict, *, respond=None, thread_ts: str | None = None,
+               channel: str | None = None) -> None:
+    if not user:   # a payload without a user: there is nobody to tell (and chat.postEphemeral needs one)
+        log.warning("a refusal had nobody to go to: %s", payload.get("text"))
+        return
     try:
         if respond is not None:
             await respond(**payload, response_type="ephemeral", replace_original=False)
@@ -25,6 +34,13 @@ async def tell(svc: Services, user: str, text: str, *, respond=None, thread_ts: 
 
 
 async def tell_error(svc: Services, user: str, exc: Exception, verb: str, **kwargs) -> None:
-    if not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
+    if isinstance(exc, SlackApiError):   # Slack refused a call (expired trigger...): one line, no traceback
+        log.warning("Slack refused a call while trying to %s: %s", verb, slack_error(exc))
+    elif not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
         log.exception("unexpected error while trying to %s", verb)
-    await tell(svc, user, explain(exc, verb), **kwargs)
+    await _say(svc, user, ephemeral_mrkdwn(explain_mrkdwn(exc, verb), explain(exc, verb)), **kwargs)
+
+
+def slack_error(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {getattr(exc.response, 'status_code', '?')}"

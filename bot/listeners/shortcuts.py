@@ -15,6 +15,6 @@ def register(app: AsyncApp) -> None:
 
 async def on_message_shortcut(ack, body, shortcut, context, client) -> None:
     await ack()
-    prompt = unescape_slack((shortcut.get("message") or {}).get("text", ""))
+    prompt = unescape_slack((shortcut.get("message") or {}).get("text") or "")
     await open_create_modal(services_of(context), client, shortcut["trigger_id"], shortcut["user"]["id"],
                             prompt=prompt)

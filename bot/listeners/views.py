@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from orchestrator import InvalidInput, NotAllowed
 
 from ..blocks.modals import modal_values
-from ..ids import CallbackId, InputId
+from ..ids import CallbackId, InputId, parse_id
 from ..services import services_of
 from .feedback import tell, tell_error
 
@@ -65,7 +65,7 @@ async def on_request_changes(ack, body, view, context) -> None:
         return
     await ack()
     try:
-        task = await svc.core.request_changes(int(view["private_metadata"]), feedback, actor=user)
+        task = await svc.core.request_changes(parse_id(view.get("private_metadata")), feedback, actor=user)
     except Exception as exc:
         await tell_error(svc, user, exc, "request changes on")
         return

@@ -9,7 +9,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -25,13 +27,20 @@ from ..models import (
 )
 from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
-from .tables import AttemptRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
+from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
 
 
 class TaskNotFound(LookupError):
     def __init__(self, task_id: int):
         self.task_id = task_id
         super().__init__(f"there is no task #{task_id}")
+
+
+ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
+
+
+def _storable_id(value: object) -> bool:
+    return type(value) is int and 0 < value <= ID_MAX
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -114,6 +123,8 @@ class Store:
         return await self.get_task(row.id)
 
     async def get_task(self, task_id: int) -> TaskView:
+        if not _storable_id(task_id):   # would overflow the column: it names no task
+            raise TaskNotFound(task_id)
         views = await self._views(select(TaskRow).where(TaskRow.id == task_id))
         if not views:
             raise TaskNotFound(task_id)
@@ -170,7 +181,7 @@ class Store:
             queue_position=queue_position, failure_reason=row.failure_reason,
             diff=DiffSummary.from_dict(row.diff), attempts=attempts,
             input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
-            cost_usd=row.cost_usd or 0.0, pending_interventions=pending,
+            cost_usd=row.cost_usd or 0.0, pending_interventions=pending, worktree=row.worktree,
         )
 
     async def transition(self, task_id: int, from_state: TaskState, to_state: TaskState, *, actor: str,
@@ -193,12 +204,26 @@ class Store:
                 current = (await s.execute(select(TaskRow.state).where(TaskRow.id == task_id))).scalar()
                 if current is None:
                     raise TaskNotFound(task_id)
+                last = (await s.execute(select(TransitionRow.actor, TransitionRow.reason)
+                                        .where(TransitionRow.task_id == task_id)
+                                        .order_by(TransitionRow.id.desc()).limit(1))).first()
                 raise IllegalTransition(task_id, current, to_state,
                                         f"it is {current}, not {from_state.value}" if current != from_state.value
-                                        else "it changed meanwhile")
+                                        else "it changed meanwhile",
+                                        by=last.actor if last else None, by_reason=last.reason if last else None)
             s.add(TransitionRow(task_id=task_id, from_state=from_state.value, to_state=to_state.value,
                                 actor=actor, reason=reason, at=now))
         return await self.get_task(task_id)
+
+    async def last_transition(self, task_id: int) -> TransitionRecord | None:
+        """The latest entry of the task's audit log: who moved it into its current state."""
+        async with self.session() as s:
+            row = (await s.execute(select(TransitionRow).where(TransitionRow.task_id == task_id)
+                                   .order_by(TransitionRow.id.desc()).limit(1))).scalar()
+        if row is None:
+            return None
+        return TransitionRecord(task_id=row.task_id, from_state=TaskState(row.from_state) if row.from_state else None,
+                                to_state=TaskState(row.to_state), actor=row.actor, reason=row.reason, at=row.at)
 
     async def update_task(self, task_id: int, **changes: Any) -> TaskView:
         async with self.session() as s, s.begin():
@@ -268,6 +293,8 @@ class Store:
         return _intervention_view(row)
 
     async def get_intervention(self, intervention_id: int) -> InterventionView | None:
+        if not _storable_id(intervention_id):
+            return None
         async with self.session() as s:
             row = await s.get(InterventionRow, intervention_id)
         return _intervention_view(row) if row else None
@@ -374,3 +401,19 @@ class Store:
         async with self.session() as s:
             rows = (await s.execute(select(KeyValueRow).where(KeyValueRow.key.startswith(prefix)))).scalars().all()
         return {r.key: r.value for r in rows}
+
+    # ---- inbound deliveries already handled (dedupe) ---------------------------------------
+
+    async def claim_delivery(self, key: str) -> bool:
+        """Record `key` unless it is there already: True for exactly one caller, across
+        restarts and across processes sharing the database (a unique key, insert-if-absent)."""
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        async with self.session() as s, s.begin():
+            result = await s.execute(insert(DeliveryRow).values(key=key[:255], seen_at=utcnow())
+                                     .on_conflict_do_nothing(index_elements=["key"]))
+            return result.rowcount == 1
+
+    async def prune_deliveries(self, older_than) -> int:
+        async with self.session() as s, s.begin():
+            result = await s.execute(delete(DeliveryRow).where(DeliveryRow.seen_at < older_than))
+            return result.rowcount or 0

@@ -15,6 +15,7 @@ EXPECTED_BUTTONS = {
     TaskState.IN_PROGRESS: {ActionId.CANCEL},
     TaskState.BLOCKED: {ActionId.CANCEL},
     TaskState.AWAITING_REVIEW: {ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.REJECT},
+    TaskState.APPROVING: set(),   # decided: no second decision can be clicked
     TaskState.COMPLETED: set(),
     TaskState.FAILED: {ActionId.RETRY},
 }
@@ -109,3 +110,14 @@ def test_nasty_long_title_is_literal_and_fits():
     assert "&lt;!channel&gt;" in text
     line = render_card_compact(task)
     assert len(line) <= COMPACT_LINE_MAX and "<!channel>" not in line
+
+
+def test_an_approval_in_progress_shows_in_the_review_column_without_buttons():
+    from bot.blocks.board import render_board
+
+    board = render_board([build_task(5, TaskState.APPROVING), build_task(6, TaskState.AWAITING_REVIEW)], now=NOW)
+    text = _text(board["blocks"])
+    assert "approving… `" in text and "#5" in text
+    assert not [b for b in _buttons(board["blocks"]) if b["action_id"].endswith(":5")]
+    review = next(b for b in board["blocks"] if b.get("type") == "section" and "Awaiting review" in _text([b]))
+    assert review, "the review column heads both tasks"

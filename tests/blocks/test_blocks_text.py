@@ -117,7 +117,7 @@ def test_fmt_duration(seconds, expected):
 
 
 @pytest.mark.parametrize(
-    "usd, expected", [(0, "$0.00"), (0.004, "<$0.01"), (0.4234, "$0.42"), (12.3, "$12.30"), (1234.5, "$1,234")]
+    "usd, expected", [(0, "$0.00"), (0.004, "&lt;$0.01"), (0.4234, "$0.42"), (12.3, "$12.30"), (1234.5, "$1,234")]
 )
 def test_fmt_cost(usd, expected):
     assert fmt_cost(usd) == expected
@@ -127,6 +127,6 @@ def test_elapsed_ticks_on_wall_clock_minutes():
     since = datetime(2025, 1, 1, 10, 0, 50, tzinfo=timezone.utc)
     assert minutes_between(since, since + timedelta(seconds=5)) == 0
     assert minutes_between(since, since + timedelta(seconds=15)) == 1  # crossed 10:01:00
-    assert fmt_elapsed(since, since) == "<1m"
+    assert fmt_elapsed(since, since) == "&lt;1m"
     naive_now = datetime(2025, 1, 1, 11, 0, 0)
     assert minutes_between(since, naive_now) == 60  # naive taken as UTC

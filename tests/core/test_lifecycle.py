@@ -80,7 +80,7 @@ async def test_full_life_cycle_with_question_and_changes_requested(tmp_path, git
             (None, S.BACKLOG), (S.BACKLOG, S.IN_PROGRESS), (S.IN_PROGRESS, S.BLOCKED),
             (S.BLOCKED, S.IN_PROGRESS), (S.IN_PROGRESS, S.AWAITING_REVIEW), (S.AWAITING_REVIEW, S.IN_PROGRESS),
             (S.IN_PROGRESS, S.BLOCKED), (S.BLOCKED, S.IN_PROGRESS), (S.IN_PROGRESS, S.AWAITING_REVIEW),
-            (S.AWAITING_REVIEW, S.COMPLETED)]
+            (S.AWAITING_REVIEW, S.APPROVING), (S.APPROVING, S.COMPLETED)]
         await core.bus.drain()
         changes = [(e.from_state, e.to_state) for e in rec.of(TaskStateChanged)]
         assert changes == history[1:]
