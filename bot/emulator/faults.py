@@ -3,6 +3,7 @@
     emu.faults.http_error("chat.postMessage", 502, body="html", seconds=2)   # or times=3
     emu.faults.hang("chat.update", hang_s=5, seconds=2)          # past the client's timeout
     emu.faults.hang("chat.postMessage", hang_s=5, times=1, process=True)  # posted, answer lost
+    emu.faults.refuse("chat.postMessage", "invalid_blocks", times=1)      # a Slack error, HTTP 200
     await emu.faults.outage(3)                                   # connections refused, socket dropped
     await emu.faults.drop_socket(refuse_for=3)                   # apps.connections.open fails meanwhile
 
@@ -32,8 +33,9 @@ HTML = "<html><head><title>{status}</title></head><body><h1>{status} {reason}</h
 @dataclass
 class Rule:
     method: str                       # a Web API method name or glob ("chat.*", "*")
-    action: Literal["status", "hang"]
+    action: Literal["status", "hang", "refuse"]
     status: int = 500
+    error: str = ""                   # refuse: the Slack error code
     body: Body = "html"
     hang_s: float = 0.0
     process: bool = False             # hang: run the method first (the call has its effect)
@@ -66,6 +68,10 @@ class Faults:
                    seconds: float | None = None, times: int | None = None) -> Rule:
         """Answer `method` with HTTP `status` (and an HTML, JSON or plain-text body)."""
         return self._add(Rule(method, "status", status=status, body=body), seconds, times)
+
+    def refuse(self, method: str, error: str, *, seconds: float | None = None, times: int | None = 1) -> Rule:
+        """Answer `method` with HTTP 200 {"ok": false, "error": error}, as Slack refuses a call."""
+        return self._add(Rule(method, "refuse", error=error), seconds, times)
 
     def hang(self, method: str = "*", *, hang_s: float = 30.0, seconds: float | None = None,
              times: int | None = None, process: bool = False) -> Rule:
@@ -128,6 +134,9 @@ class Faults:
             response = await handler(request) if rule.process else None
             await asyncio.sleep(rule.hang_s)
             return response if response is not None else await handler(request)
+        if rule.action == "refuse":
+            self.hits.append(Hit(method, f"refused: {rule.error}"))
+            return web.json_response({"ok": False, "error": rule.error})
         self.hits.append(Hit(method, f"HTTP {rule.status} {rule.body}"))
         return error_response(rule.status, rule.body)
 
