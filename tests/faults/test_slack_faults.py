@@ -251,3 +251,27 @@ async def test_a_restart_during_an_outage_sends_what_was_kept(emu, taskpin, task
 async def _pending_kinds(core):
     kinds = {row.kind for row in await core.outbox.pending()}
     return {"thread_root", "intervention"} <= kinds and kinds
+
+
+async def test_listener_calls_failing_during_an_outage_are_one_line_each(emu, taskpin, taskpin_log):
+    """/task with no text opens a modal, a stranger's thread reply is answered privately, the Home
+    tab is published: with those calls failing, each failure is one log line, no traceback."""
+    await taskpin.start(asking_agent())
+    core = taskpin.core
+    task_id = await create_by_slash(emu, core, "Listeners under fire")
+    await core.dispatch(task_id, actor=OWNER)
+    await wait_state(core, task_id, S.BLOCKED)
+    await wait_thread(emu, task_id, QUESTION, timeout=SLOW)
+    for method in ("views.*", "chat.postEphemeral"):
+        emu.faults.http_error(method, 503, body="html")
+    await emu.slash_command(OWNER, "/task", "")
+    await emu.user_message("U_OTHER", BOARD, "let me answer", thread_ts=thread_of(emu, task_id)[0])
+    await emu.open_home(OWNER)
+    await emu.wait_for(lambda: emu.faults.count("views.open") and emu.faults.count("chat.postEphemeral")
+                       and emu.faults.count("views.publish"), timeout=SLOW)
+    for line in ("a Slack call in a listener failed: HTTP 503", "could not send an ephemeral message: HTTP 503",
+                 "could not publish the Home tab for U_OWNER: HTTP 503"):
+        await emu.wait_for(lambda: taskpin_log.warnings(line), timeout=SLOW)
+        assert len(taskpin_log.warnings(line)) == 1, taskpin_log.text
+    taskpin_log.assert_no_traceback()
+    assert (await core.get_task(task_id)).state is S.BLOCKED, "a stranger's reply was taken as the answer"
