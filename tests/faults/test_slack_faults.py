@@ -275,3 +275,23 @@ async def test_listener_calls_failing_during_an_outage_are_one_line_each(emu, ta
         assert len(taskpin_log.warnings(line)) == 1, taskpin_log.text
     taskpin_log.assert_no_traceback()
     assert (await core.get_task(task_id)).state is S.BLOCKED, "a stranger's reply was taken as the answer"
+
+
+@pytest.mark.parametrize("status,body", [(405, "html"), (500, "html"), (405, "text")])
+async def test_start_up_against_html_errors_on_the_board_then_it_converges(emu, taskpin, taskpin_log, status, body):
+    """A restart while pins.list and chat.update answer an HTML (or plain-text) error page: taskpin
+    starts anyway (no `exc.response.get` on a str) and the board catches up once Slack is back."""
+    await taskpin.start()
+    task_id = await create_by_slash(emu, taskpin.core, "Before the restart")
+    await wait_board(emu, lambda t: "Before the restart" in t, what="the card")
+    board_ts = emu.pinned(BOARD)[0]["ts"]
+    await taskpin.stop()
+    emu.faults.http_error("pins.list", status, body=body, seconds=1.5)
+    await taskpin.start()
+    assert emu.faults.count("pins.list"), "the start-up did not meet the fault"
+    emu.faults.http_error("chat.update", status, body=body, seconds=1.5)
+    await taskpin.core.cancel(task_id, actor=OWNER)
+    await wait_board(emu, lambda t: "Failed" in t, timeout=SLOW, what="the cancelled card")
+    assert [m["ts"] for m in emu.pinned(BOARD)] == [board_ts]
+    assert len(emu.pinned(BOARD)) == 1
+    taskpin_log.assert_no_traceback()
