@@ -194,7 +194,7 @@ class ChannelPoster:
                 done = await self._send(ch, item)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a bug, not Slack: show it, and do not loop on it
+            except Exception:   # a bug, not Slack: show it, and do not loop on it
                 log.exception("the %s message #%s could not be handled; it is marked failed", item.kind, item.id)
                 await self._give_up(ch, item, "internal error")
                 done = True
@@ -328,5 +328,5 @@ class ChannelPoster:
         for hook in self._hooks.get(item.kind, ()):
             try:
                 await hook(dataclasses.replace(item, ref=ts), ts)
-            except Exception:  # noqa: BLE001 - the message is out; a hook's failure must not resend it
+            except Exception:   # the message is out; a hook's failure must not resend it
                 log.exception("after posting the %s message #%s", item.kind, item.id)

@@ -8,11 +8,11 @@ never posts a message twice. The handler also reports every call's outcome to Sl
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+)
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -30,14 +30,14 @@ class TransientErrorRetryHandler(AsyncRetryHandler):
         self.health = health
 
     async def can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                              response: Optional[HttpResponse] = None, error: Optional[Exception] = None) -> bool:
+                              response: HttpResponse | None = None, error: Exception | None = None) -> bool:
         failure = self._failure(response, error)
         if self.health is not None and (failure is None or failure.kind is not Kind.RATELIMITED):
             self.health.observe(failure)
         return await super().can_retry_async(state=state, request=request, response=response, error=error)
 
     async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: Optional[HttpResponse] = None, error: Optional[Exception] = None) -> bool:
+                               response: HttpResponse | None = None, error: Exception | None = None) -> bool:
         failure = self._failure(response, error)
         if failure is None or failure.kind is not Kind.UNREACHABLE:
             return False
@@ -45,7 +45,7 @@ class TransientErrorRetryHandler(AsyncRetryHandler):
         return not failure.ambiguous or method not in NOT_IDEMPOTENT
 
     @staticmethod
-    def _failure(response: Optional[HttpResponse], error: Optional[Exception]):
+    def _failure(response: HttpResponse | None, error: Exception | None):
         if error is not None:
             return classify(error)
         if response is None:

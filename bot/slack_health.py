@@ -68,7 +68,7 @@ class SlackHealth:
     async def probe(self, client: AsyncWebClient) -> bool:
         try:
             response = await client.auth_test()
-        except Exception as exc:  # noqa: BLE001 - the retry handler already recorded the outcome
+        except Exception as exc:   # the retry handler already recorded the outcome
             if classify(exc) is None:
                 raise
             return False

@@ -213,7 +213,7 @@ class TaskThreads:
             return f"{base}/archives/{channel}/p{ts.replace('.', '')}"
         try:
             return (await self.client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink")
-        except Exception as exc:  # noqa: BLE001 - a card without a link is fine; the thread is there
+        except Exception as exc:   # a card without a link is fine; the thread is there
             log.info("no permalink for the thread %s: %s", ts, describe(exc))
             return None
 

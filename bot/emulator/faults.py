@@ -54,7 +54,7 @@ class Hit:
 
 
 class Faults:
-    def __init__(self, emu: "SlackEmulator") -> None:
+    def __init__(self, emu: SlackEmulator) -> None:
         self.emu = emu
         self.rules: list[Rule] = []
         self.hits: list[Hit] = []

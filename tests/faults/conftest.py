@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 
 from bot.emulator import SlackEmulator
-
 from tests.e2e.conftest import Taskpin
 
 # Short waits, so that each fault test takes a few seconds: retries from 0.1 s doubling to 0.5 s,

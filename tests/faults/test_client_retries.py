@@ -33,8 +33,9 @@ async def test_timeouts_and_refused_connections_are_retried(emu, client):
     web, health = client
     emu.faults.hang("auth.test", hang_s=2, times=1)
     assert (await web.auth_test())["ok"]
-    await emu.faults.outage(0.2)            # refused: the post surely did not happen, so it is retried
-    assert (await web.chat_postMessage(channel="C_BOARD", text="after the outage"))["ok"]
+    patient = make_client(emu.bot_token, emu.api_url, health=health, timeout_s=0.5, backoff_s=0.3)
+    await emu.faults.outage(0.3)   # refused: the post surely did not happen, so it is retried (>= 0.9 s)
+    assert (await patient.chat_postMessage(channel="C_BOARD", text="after the outage"))["ok"]
     assert health.ok and emu.faults.count("auth.test") == 1
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
-
 from tests.core.helpers import AGENT
 from tests.e2e.conftest import OWNER
 from tests.e2e.scenario import ASKING_AGENT
