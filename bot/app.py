@@ -5,6 +5,7 @@ from slack_bolt.async_app import AsyncApp
 
 from .listeners import register
 from .services import Services
+from .slack_errors import classify
 
 # Events about the bot's own messages that still matter: someone deleting the board. bolt's
 # built-in self-event filter would drop them (the deleted message's author is the bot).
@@ -34,6 +35,16 @@ def build_app(svc: Services, *, http_mode: bool) -> AsyncApp:
     async def inject_services(context, next):
         context["taskpin"] = svc
         await next()
+
+    @app.error
+    async def one_line_for_slack_failures(error, logger):
+        # A listener's Web API call failed (Slack down, a 5xx, a revoked token): one line, no
+        # traceback; /healthz reports the state. Anything else is a bug and shows in full.
+        failure = classify(error)
+        if failure is None:
+            logger.error("a listener failed", exc_info=error)
+        else:
+            logger.warning("a Slack call in a listener failed: %s", failure.reason)
 
     register(app)
     return app

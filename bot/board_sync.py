@@ -14,14 +14,14 @@ import logging
 import time
 from datetime import datetime, timezone
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import AgentOutput, Orchestrator
 
 from .blocks.board import render_board
-from .budget import MethodBudget
+from .budget import Backoff, MethodBudget
+from .slack_errors import Kind, classify, error_of
 from .threads import thread_urls
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_arc
 class BoardSync:
     def __init__(self, core: Orchestrator, client: AsyncWebClient, channel: str, *, interval_s: float = 1.0,
                  naive: bool = False, home_hint: str | None = None, close_flush_s: float = 2.0,
-                 update_budget: MethodBudget | None = None):
+                 update_budget: MethodBudget | None = None, backoff: Backoff | None = None):
         self.core = core
         self.client = client          # a client without the 429 retry handler: we re-render instead
         self.channel = channel
@@ -41,6 +41,7 @@ class BoardSync:
         self.home_hint = home_hint
         self.close_flush_s = close_flush_s
         self.update_budget = update_budget or MethodBudget()   # chat.update, shared with the threads
+        self.backoff = backoff or Backoff(base=max(interval_s, 1.0), cap=60.0)   # after 5xx, outages
         self.ts: str | None = None
         self._dirty = asyncio.Event()
         self._not_before = 0.0        # monotonic time of the next allowed call
@@ -113,9 +114,9 @@ class BoardSync:
                 await self.client.chat_update(channel=self.channel, ts=self.ts, **payload)
                 self._remember(payload)
             except SlackApiError as exc:
-                if exc.response.get("error") not in GONE:
+                if error_of(exc) not in GONE:
                     raise
-                log.info("the board message is gone (%s); posting a new one", exc.response.get("error"))
+                log.info("the board message is gone (%s); posting a new one", error_of(exc))
                 self._repost = True
             else:
                 self._located = True
@@ -141,8 +142,8 @@ class BoardSync:
         except SlackApiError as exc:
             if _transient(exc):
                 raise
-            if exc.response.get("error") != "already_pinned":
-                log.warning("could not pin the board: %s", exc.response.get("error"))
+            if error_of(exc) != "already_pinned":
+                log.warning("could not pin the board: %s", _describe(exc))
         self._repin = False
 
     async def _ensure_pinned(self) -> None:
@@ -153,7 +154,7 @@ class BoardSync:
             if _transient(exc):
                 self._repin = True      # cannot tell: pinning again is harmless (already_pinned)
                 raise
-            log.warning("could not list pins: %s", exc.response.get("error"))
+            log.warning("could not list pins: %s", _describe(exc))
             return
         if self.ts not in pinned:
             await self._pin()
@@ -185,24 +186,28 @@ class BoardSync:
             self._dirty.clear()
             try:
                 await self._step()
+                self.backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _transient(exc):
-                    log.info("board sync postponed: %s", _describe(exc))
-                else:
+                failure = classify(exc)
+                if failure is None:
                     log.exception("board sync failed; will try again")
+                elif failure.kind in (Kind.REFUSED, Kind.CONTENT):
+                    log.warning("Slack refused a board update (%s); will try again", failure.reason)
+                else:   # the outage itself is logged once, by the health tracker
+                    log.debug("board sync postponed: %s", failure.reason)
                 self._backoff(exc)
 
     def _backoff(self, exc: BaseException) -> None:
-        """Try again later: after Retry-After for a 429, else after a few seconds."""
-        if isinstance(exc, SlackApiError) and exc.response.status_code == 429:
+        """Try again later: after Retry-After for a 429, else with exponential backoff."""
+        if isinstance(exc, SlackApiError) and _status(exc) == 429:
             self.ratelimited += 1
             delay = _retry_after(exc)
             self._ratelimited_until = time.monotonic() + delay
             self.update_budget.pause(delay)
         else:
-            delay = max(self.interval_s, 5)
+            delay = self.backoff.next_delay()
         self._not_before = max(self._not_before, time.monotonic() + delay)
         self._dirty.set()            # re-render after the wait: the latest state, not this one
 
@@ -222,7 +227,7 @@ class BoardSync:
         try:
             return await self._edit()
         except SlackApiError as exc:
-            if exc.response.status_code != 429:
+            if _status(exc) != 429:
                 raise
             self._backoff(exc)
             return False
@@ -244,8 +249,8 @@ class BoardSync:
             self.updates += 1
             await self.client.chat_update(channel=self.channel, ts=self.ts, **payload)
         except SlackApiError as exc:
-            if exc.response.get("error") in GONE:
-                log.info("the board message is gone (%s); posting a new one", exc.response.get("error"))
+            if error_of(exc) in GONE:
+                log.info("the board message is gone (%s); posting a new one", error_of(exc))
                 self._repost = True
                 await self._post_new(payload)
                 return True
@@ -261,32 +266,33 @@ class BoardSync:
             await self.client.chat_update(channel=self.channel, ts=self.ts, **payload)
             self._remember(payload)
         except SlackApiError as exc:
-            if exc.response.status_code == 429:
+            if _status(exc) == 429:
                 self.ratelimited += 1
                 await asyncio.sleep(_retry_after(exc))
             else:
-                log.warning("board update failed: %s", exc.response.get("error"))
+                log.warning("board update failed: %s", _describe(exc))
             self.mark_dirty()        # the loop repairs or catches up
 
 
+def _status(exc: SlackApiError) -> int | None:
+    failure = classify(exc)
+    return 429 if failure is not None and failure.kind is Kind.RATELIMITED else None
+
+
 def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return max(0.0, float(exc.response.headers.get("Retry-After", 1)))
-    except (TypeError, ValueError):
-        return 1.0
+    failure = classify(exc)
+    return failure.retry_after if failure is not None else 1.0
 
 
 def _transient(exc: BaseException) -> bool:
     """A 429, a Slack server error or a network problem: worth trying again later."""
-    if isinstance(exc, SlackApiError):
-        return exc.response.status_code == 429 or exc.response.status_code >= 500
-    return isinstance(exc, (OSError, asyncio.TimeoutError, aiohttp.ClientError))
+    failure = classify(exc)
+    return failure is not None and failure.kind in (Kind.RATELIMITED, Kind.UNREACHABLE)
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return f"{exc.response.status_code} {exc.response.get('error')}"
-    return f"{type(exc).__name__}: {exc}"
+    failure = classify(exc)
+    return failure.reason if failure is not None else f"{type(exc).__name__}: {exc}"
 
 
 def _digest(payload: dict) -> str:

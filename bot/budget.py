@@ -6,6 +6,7 @@ The board goes first: other callers spend only what leaves a reserve for its nex
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 
@@ -47,3 +48,20 @@ class MethodBudget(TokenBucket):
         while (wait := self.wait_time(keep=self.reserve)) > 0:
             await asyncio.sleep(wait)
         self.take()
+
+
+class Backoff:
+    """Exponential backoff with a cap, and jitter so that retries after an outage do not march
+    in step: base, 2*base, 4*base... up to `cap` seconds. `reset()` once a call went through."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0):
+        self.base, self.cap = base, max(cap, base)
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.75, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0

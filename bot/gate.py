@@ -88,8 +88,8 @@ class Gate:
 class GatedSocketModeHandler(AsyncSocketModeHandler):
     """bolt's Socket Mode handler, with every envelope passing the gate first."""
 
-    def __init__(self, app, app_token: str, gate: Gate):
-        super().__init__(app, app_token)
+    def __init__(self, app, app_token: str, gate: Gate, **options):
+        super().__init__(app, app_token, **options)
         self.gate = gate
 
     async def handle(self, client, req: SocketModeRequest) -> None:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from .blocks.home import render_home
 from .services import Services
+from .slack_errors import describe
 from .threads import thread_urls
 
 log = logging.getLogger(__name__)
@@ -18,4 +19,4 @@ async def publish_home(svc: Services, user: str, *, page: int = 0) -> None:
     try:
         await svc.client.views_publish(user_id=user, view=view)
     except Exception as exc:
-        log.warning("could not publish the Home tab for %s: %s", user, exc)
+        log.warning("could not publish the Home tab for %s: %s", user, describe(exc))

@@ -7,57 +7,74 @@ import signal
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import Orchestrator, Settings
 
 from .app import build_app
 from .gate import Gate, GatedSocketModeHandler
 from .board_sync import BoardSync
-from .budget import MethodBudget
+from .budget import Backoff, MethodBudget
 from .poster import ChannelPoster
 from .services import Services
 from .settings import SlackSettings
+from .slack_client import make_client
+from .slack_health import SlackHealth
 from .threads import TaskThreads
 
 log = logging.getLogger(__name__)
 
 
-def make_client(settings: SlackSettings, *, retry_rate_limits: bool) -> AsyncWebClient:
-    """slack_sdk's client with its retry handlers. The paced senders (board, poster) handle 429
-    themselves, so that a retry sends fresh state rather than the payload that was refused."""
-    client = AsyncWebClient(token=settings.bot_token.get_secret_value(), base_url=settings.api_base_url)
-    client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=2))
-    if retry_rate_limits:
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
-    return client
+class _OneLine(logging.Filter):
+    """slack_sdk's Socket Mode client logs a traceback for every failed reconnect; during an
+    outage that is one line each, with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or "\n" in str(record.msg):
+            record.msg, record.args = " ".join(record.getMessage().split()), None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def socket_mode_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.socket_mode")
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())
+    return logger
 
 
 class Runtime:
-    def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster):
-        self.core, self.svc, self.poster = core, svc, poster
+    def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster, health: SlackHealth):
+        self.core, self.svc, self.poster, self.health = core, svc, poster, health
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
         secret = svc.settings.signing_secret
         self.gate = Gate(core, secret.get_secret_value() if secret else None)
         self.socket: GatedSocketModeHandler | None = None
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._watch: asyncio.Task | None = None
 
     @classmethod
     async def start(cls, core_settings: Settings, slack: SlackSettings) -> "Runtime":
         core = await Orchestrator.open(core_settings)
-        client = make_client(slack, retry_rate_limits=True)
-        paced = make_client(slack, retry_rate_limits=False)
-        poster = ChannelPoster(paced)
+        health = SlackHealth()
+        token, url = slack.bot_token.get_secret_value(), slack.api_base_url
+        options = dict(health=health, timeout_s=slack.slack_timeout_s, backoff_s=slack.slack_retry_base_s / 2)
+        client = make_client(token, url, retry_rate_limits=True, **options)
+        paced = make_client(token, url, retry_rate_limits=False, **options)
         channel = slack.board_channel or ""
         updates = MethodBudget(per_minute=slack.chat_update_per_minute)   # chat.update: board + threads
+        poster = ChannelPoster(paced, core.outbox, update_budget=updates, backoff_s=slack.slack_retry_base_s,
+                               backoff_max_s=slack.slack_retry_max_s)
         threads = TaskThreads(core, client, poster, channel, output_interval_s=slack.output_summary_interval_s,
-                              workspace_url=slack.workspace_url, update_budget=updates)
+                              workspace_url=slack.workspace_url, team_url=lambda: health.team_url)
         board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync,
-                          update_budget=updates)
-        runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads), poster)
+                          update_budget=updates, backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
+        threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
+        runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads),
+                      poster, health)
         try:
+            await health.probe(client)
+            await poster.start()    # what a previous run left unsent goes first
             await threads.start()
             await board.start()
             await core.start()      # recovery runs here; its events reach the board and threads
@@ -65,6 +82,10 @@ class Runtime:
         except BaseException:
             await runtime.close()
             raise
+        runtime._watch = asyncio.create_task(
+            health.watch(client, idle_s=slack.slack_probe_interval_s,
+                         retry_s=min(max(slack.slack_retry_base_s * 2, 0.2), slack.slack_retry_max_s)),
+            name="slack-health")
         log.info("taskpin is running (%s mode, board in %s)", "Socket" if slack.socket_mode else "HTTP", channel)
         return runtime
 
@@ -73,7 +94,9 @@ class Runtime:
         web_app = web.Application()
         web_app.router.add_get("/healthz", self._healthz)
         if slack.socket_mode:
-            self.socket = GatedSocketModeHandler(self.app, slack.app_token.get_secret_value(), self.gate)
+            self.socket = GatedSocketModeHandler(self.app, slack.app_token.get_secret_value(), self.gate,
+                                                 logger=socket_mode_logger(),
+                                                 ping_interval=slack.socket_ping_interval_s)
             await self.socket.connect_async()
         else:
             web_app.router.add_post("/slack/events", self._slack_events)
@@ -95,24 +118,31 @@ class Runtime:
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        checks = {"database": "ok", "slack": "http" if not self.socket else "socket"}
-        healthy = True
+        """The database, and Slack as taskpin's recent calls found it (no call is made here)."""
+        checks: dict = {"database": "ok", "slack": self.health.summary}
+        healthy = self.health.ok
         try:
-            await self.core.store.kv_get("healthz")
+            await self.core.kv_get("healthz")
         except Exception:
             checks["database"], healthy = "unreachable", False
         if self.socket is not None:
             session = getattr(self.socket.client, "current_session", None)
             connected = session is not None and not session.closed
-            checks["slack"] = "connected" if connected else "disconnected"
+            if not connected:
+                checks["slack"] = "disconnected"
+            elif self.health.ok:
+                checks["slack"] = "connected"
             healthy = healthy and connected
         checks["running_sessions"] = self.core.running_sessions
+        checks["outbox_pending"] = self.poster.pending
         return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
 
     async def close(self) -> None:
         """Stop taking requests, bring the board up to date, then stop the agents and the store.
         Every step runs even when an earlier one fails: a half-closed runtime keeps agents alive."""
         steps = []
+        if self._watch:
+            self._watch.cancel()
         if self.socket:
             steps.append(("the Socket Mode connection", self.socket.close_async))
         if self.web_runner:

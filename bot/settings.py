@@ -30,6 +30,14 @@ class SlackSettings(BaseSettings):
     output_summary_interval_s: float = Field(default=10.0, gt=0,
                                              validation_alias="TASKPIN_OUTPUT_SUMMARY_INTERVAL_S")
     workspace_url: str | None = Field(default=None, validation_alias=AliasChoices("TASKPIN_SLACK_WORKSPACE_URL"))
+    # Talking to Slack through faults: the client's timeout per call, the backoff of retries
+    # (base doubling up to max), auth.test when no call was made for a while, Socket Mode pings
+    # (also the pause between reconnect attempts).
+    slack_timeout_s: float = Field(default=30.0, gt=0, validation_alias="TASKPIN_SLACK_TIMEOUT_S")
+    slack_retry_base_s: float = Field(default=1.0, gt=0, validation_alias="TASKPIN_SLACK_RETRY_BASE_S")
+    slack_retry_max_s: float = Field(default=60.0, gt=0, validation_alias="TASKPIN_SLACK_RETRY_MAX_S")
+    slack_probe_interval_s: float = Field(default=30.0, gt=0, validation_alias="TASKPIN_SLACK_PROBE_INTERVAL_S")
+    socket_ping_interval_s: float = Field(default=10.0, gt=0, validation_alias="TASKPIN_SOCKET_PING_INTERVAL_S")
 
     @classmethod
     def settings_customise_sources(

@@ -2,17 +2,18 @@
 
 Interventions are posted the moment the core reports them (not on the board's tick);
 milestones, the review summary and the result follow; agent output is summarised at most
-once per interval. Every post goes through the channel poster, which keeps Slack's pace.
+once per interval. Every message is written to the outbox first, in event order; the channel
+poster sends it at Slack's pace and keeps it until Slack took it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
 from collections import defaultdict, deque
+from collections.abc import Callable
+from datetime import datetime, timezone
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import (
@@ -29,8 +30,8 @@ from orchestrator import (
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
 from .blocks.thread import dispatch_message, milestone_message, output_summary_message, result_message, review_message
-from .budget import MethodBudget
 from .poster import ChannelPoster, Priority
+from .slack_errors import describe
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -51,24 +52,42 @@ async def task_for_thread(core: Orchestrator, thread_ts: str) -> int | None:
     return int(value) if value is not None else None
 
 
+def root_key(channel: str, task_id: int) -> str:
+    return f"root:{channel}:{task_id}"
+
+
+def thread_marker(task_id: int) -> dict:
+    """Metadata on a task's thread root: after a crash, conversations.history finds it by this."""
+    return {"event_type": "taskpin_thread", "event_payload": {"task_id": task_id}}
+
+
+def intervention_marker(task_id: int, intervention_id: int) -> dict:
+    return {"event_type": "taskpin_intervention",
+            "event_payload": {"task_id": task_id, "intervention_id": intervention_id}}
+
+
 class TaskThreads:
+    """Writes every thread message into the outbox, in the order of the core's events; the
+    poster sends them. Nothing here waits for Slack."""
+
     def __init__(self, core: Orchestrator, client: AsyncWebClient, poster: ChannelPoster, channel: str, *,
                  output_interval_s: float = 10.0, workspace_url: str | None = None,
-                 update_budget: MethodBudget | None = None):
+                 team_url: Callable[[], str | None] | None = None):
         self.core = core
         self.client = client
         self.poster = poster
         self.channel = channel
         self.output_interval_s = output_interval_s
-        self.update_budget = update_budget or MethodBudget()   # chat.update, shared with the board
         self.workspace_url = workspace_url.rstrip("/") if workspace_url else None
-        self._threads: dict[int, asyncio.Future] = {}
-        self._intervention_posts: dict[int, asyncio.Future] = {}
+        self.team_url = team_url or (lambda: None)
+        self.on_thread_started: list[Callable[[int], None]] = []   # e.g. the board: a link to show
         self._output: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=OUTPUT_LINES_KEPT))
         self._output_due: dict[int, float] = {}
         self._output_flusher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        self._writing = asyncio.Lock()    # one writer at a time: the outbox order is the event order
         self._sub = None
+        poster.on_sent("thread_root", self._root_posted)
 
     async def start(self) -> None:
         self._sub = self.core.bus.subscribe(self._on_event, name="threads")
@@ -97,109 +116,109 @@ class TaskThreads:
                 lines.extend(text.splitlines() or [""])
                 self._output_due.setdefault(task_id, time.monotonic() + self.output_interval_s)
             case InterventionRequested(task=task, intervention=iv):
-                self._spawn(self._post_intervention(task, iv))
+                await self._post_intervention(task, iv)
             case InterventionResolved(task=task, intervention=iv):
-                self._spawn(self._close_intervention(task, iv))
+                await self._close_intervention(task, iv)
             case InterventionReminder(task=task, intervention=iv):
-                self._spawn(self._reply(task, render_intervention_reminder(task, iv, owner=task.owner, now=datetime.now(timezone.utc)),
-                                        Priority.INTERVENTION))
+                await self._reply(task, render_intervention_reminder(task, iv, owner=task.owner,
+                                                                     now=datetime.now(timezone.utc)),
+                                  "reminder", Priority.INTERVENTION)
             case AttemptFailed(task=task, attempt=n, error=error, retry_in=retry_in):
                 retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
-                self._spawn(self._reply(task, milestone_message(task, f"attempt {n} failed: {error}{retry}"),
-                                        Priority.MILESTONE))
+                await self._reply(task, milestone_message(task, f"attempt {n} failed: {error}{retry}"),
+                                  "milestone", Priority.MILESTONE)
             case TaskStateChanged():
-                self._on_state_changed(event)
+                await self._on_state_changed(event)
 
-    def _on_state_changed(self, event: TaskStateChanged) -> None:
+    async def _on_state_changed(self, event: TaskStateChanged) -> None:
         task, before, after = event.task, event.from_state, event.to_state
         if before is S.BACKLOG and after is S.IN_PROGRESS:
-            self._spawn(self.thread_ts(task, actor=event.actor))
+            async with self._writing:
+                await self._thread(task, actor=event.actor)
         elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed
-            self._spawn(self._reply(task, milestone_message(task, f"approval failed: {event.reason}", by=event.actor),
-                                    Priority.MILESTONE))
+            await self._reply(task, milestone_message(task, f"approval failed: {event.reason}", by=event.actor),
+                              "milestone", Priority.MILESTONE)
         elif after is S.AWAITING_REVIEW:
-            self._spawn(self._flush_then(task, review_message(task)))
+            await self._flush_then(task, review_message(task), "review")
         elif after in (S.COMPLETED, S.FAILED) and before is not S.BACKLOG:
-            self._spawn(self._flush_then(task, result_message(task)))
+            await self._flush_then(task, result_message(task), "result")
         elif before is S.AWAITING_REVIEW and after is S.IN_PROGRESS:
-            self._spawn(self._reply(task, milestone_message(task, "changes requested", by=event.actor),
-                                    Priority.MILESTONE))
+            await self._reply(task, milestone_message(task, "changes requested", by=event.actor),
+                              "milestone", Priority.MILESTONE)
 
-    # ---- posting -----------------------------------------------------------------------------
+    # ---- writing into the outbox ------------------------------------------------------------
 
-    async def thread_ts(self, task: TaskView, actor: str | None = None) -> str:
-        """The task thread's ts, posting the top-level message first if there is none yet."""
-        future = self._threads.get(task.id)
-        if future is None:
-            future = self._threads[task.id] = asyncio.get_running_loop().create_future()
-            try:
-                future.set_result(await self._open_thread(task, actor or task.owner))
-            except BaseException as exc:
-                del self._threads[task.id]
-                future.set_exception(exc)
-                future.exception()   # retrieved: waiters re-raise it themselves
-                raise
-        return await asyncio.shield(future)
-
-    async def _open_thread(self, task: TaskView, actor: str) -> str:
+    async def _thread(self, task: TaskView, actor: str | None = None) -> tuple[dict, str | None]:
+        """Where a reply goes: ({"thread_ts": ts}, None) for a thread in Slack already, else
+        ({}, the root's outbox key), recording the root's intent first if there is none yet."""
         stored = await self.core.kv_get(THREAD_KEY + str(task.id))
         if stored and stored.get("channel") == self.channel:
-            return stored["ts"]
-        task = await self.core.get_task(task.id)   # by now it has usually left the queue
-        data = await self.poster.post(self.channel, dispatch_message(task, actor), priority=Priority.THREAD_START)
-        ts = data["ts"]
-        url = await self._permalink(ts)
-        await self.core.kv_set(THREAD_KEY + str(task.id), {"channel": self.channel, "ts": ts, "url": url})
-        await self.core.kv_set(THREAD_TS_KEY + ts, task.id)
-        return ts
+            return {"thread_ts": stored["ts"]}, None
+        key = root_key(self.channel, task.id)
+        root = await self.core.outbox.get(key)
+        if root is not None and root.ref:
+            return {"thread_ts": root.ref}, None
+        if root is None:
+            task = await self.core.get_task(task.id)   # by now it has usually left the queue
+            payload = {**dispatch_message(task, actor or task.owner), "metadata": thread_marker(task.id)}
+            await self.poster.post(self.channel, _thread_of(task.id), payload, kind="thread_root",
+                                   priority=Priority.THREAD_START, key=key)
+        return {}, key
 
-    async def _permalink(self, ts: str) -> str | None:
-        if self.workspace_url:
-            return f"{self.workspace_url}/archives/{self.channel}/p{ts.replace('.', '')}"
-        try:
-            return (await self.client.chat_getPermalink(channel=self.channel, message_ts=ts)).get("permalink")
-        except SlackApiError:
-            return None
+    async def _reply(self, task: TaskView, payload: dict, kind: str, priority: Priority, *,
+                     key: str | None = None, coalesce: bool = False, locked: bool = False):
+        if not locked:
+            async with self._writing:
+                return await self._reply(task, payload, kind, priority, key=key, coalesce=coalesce, locked=True)
+        where, parent = await self._thread(task)
+        return await self.poster.post(self.channel, _thread_of(task.id), {**payload, **where}, kind=kind,
+                                      priority=priority, key=key, parent=parent, coalesce=coalesce)
 
-    async def _reply(self, task: TaskView, payload: dict, priority: Priority, coalesce_key: str | None = None):
-        ts = await self.thread_ts(task)
-        return await self.poster.post(self.channel, {**payload, "thread_ts": ts}, priority=priority,
-                                      coalesce_key=coalesce_key)
-
-    async def _flush_then(self, task: TaskView, payload: dict) -> None:
-        await self._flush_output(task.id)
-        await self._reply(task, payload, Priority.MILESTONE)
+    async def _flush_then(self, task: TaskView, payload: dict, kind: str) -> None:
+        async with self._writing:
+            await self._flush_output(task.id, locked=True)
+            await self._reply(task, payload, kind, Priority.MILESTONE, locked=True)
 
     async def _post_intervention(self, task: TaskView, iv) -> None:
-        future = asyncio.get_running_loop().create_future()
-        self._intervention_posts[iv.id] = future
-        try:
-            data = await self._reply(task, render_intervention(task, iv, owner=task.owner), Priority.INTERVENTION)
-            await self.core.kv_set(INTERVENTION_KEY + str(iv.id), {"channel": self.channel, "ts": data["ts"]})
-            if not future.done():
-                future.set_result(data["ts"])
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()
-            raise
+        payload = {**render_intervention(task, iv, owner=task.owner), "metadata": intervention_marker(task.id, iv.id)}
+        await self._reply(task, payload, "intervention", Priority.INTERVENTION, key=intervention_key(iv.id))
 
     async def _close_intervention(self, task: TaskView, iv) -> None:
-        """Edit the question to say who answered what, with its buttons removed."""
-        ts = None
-        if iv.id in self._intervention_posts:
-            try:
-                ts = await self._intervention_posts[iv.id]
-            except Exception:
-                ts = None
-        if ts is None:
-            stored = await self.core.kv_get(INTERVENTION_KEY + str(iv.id))
-            ts = stored and stored.get("ts")
-        if not ts:
-            return
-        await self.update_budget.acquire_spare()   # the board's edits come first
-        await self.client.chat_update(channel=self.channel, ts=ts, **render_intervention_resolved(task, iv))
-        self._intervention_posts.pop(iv.id, None)
+        """Edit the question to say who answered what, with its buttons removed; after the
+        question itself, however late that went out."""
+        key = intervention_key(iv.id)
+        async with self._writing:
+            question = await self.core.outbox.get(key)
+            if question is not None and question.done and not question.ref:
+                return                     # it never reached Slack: nothing to edit
+            where, parent = {}, key
+            if question is None or question.ref:
+                ts = question.ref if question is not None else (
+                    (await self.core.kv_get(INTERVENTION_KEY + str(iv.id))) or {}).get("ts")
+                if not ts:
+                    return
+                where, parent = {"ts": ts}, None
+            await self.poster.update(self.channel, _thread_of(task.id),
+                                     {**render_intervention_resolved(task, iv), **where}, kind="intervention_closed",
+                                     priority=Priority.INTERVENTION, key=f"{key}:closed", parent=parent)
+
+    async def _root_posted(self, item, ts: str) -> None:
+        task_id = int(item.payload["metadata"]["event_payload"]["task_id"])
+        url = await self._permalink(item.channel, ts)
+        await self.core.kv_set(THREAD_KEY + str(task_id), {"channel": item.channel, "ts": ts, "url": url})
+        await self.core.kv_set(THREAD_TS_KEY + ts, task_id)
+        for notify in self.on_thread_started:
+            notify(task_id)
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        base = self.workspace_url or (self.team_url() or "").rstrip("/")
+        if base:
+            return f"{base}/archives/{channel}/p{ts.replace('.', '')}"
+        try:
+            return (await self.client.chat_getPermalink(channel=channel, message_ts=ts)).get("permalink")
+        except Exception as exc:   # a card without a link is fine; the thread is there
+            log.info("no permalink for the thread %s: %s", ts, describe(exc))
+            return None
 
     # ---- output summaries ----------------------------------------------------------------------
 
@@ -211,13 +230,25 @@ class TaskThreads:
                 if due <= now:
                     self._spawn(self._flush_output(task_id))
 
-    async def _flush_output(self, task_id: int) -> None:
+    async def _flush_output(self, task_id: int, *, locked: bool = False) -> None:
+        if not locked:
+            async with self._writing:
+                return await self._flush_output(task_id, locked=True)
         self._output_due.pop(task_id, None)
         lines = list(self._output.pop(task_id, ()))
         if not lines:
             return
         task = await self.core.get_task(task_id)
-        await self._reply(task, output_summary_message(task, lines), Priority.OUTPUT, coalesce_key=f"out:{task_id}")
+        await self._reply(task, output_summary_message(task, lines), "output", Priority.OUTPUT,
+                          coalesce=True, locked=True)
+
+
+def intervention_key(intervention_id: int) -> str:
+    return f"iv:{intervention_id}"
+
+
+def _thread_of(task_id: int) -> str:
+    return f"task:{task_id}"
 
 
 def _log_failure(task: asyncio.Task) -> None:

@@ -26,6 +26,7 @@ from .models import (
     TaskView,
     TransitionRecord,
 )
+from .outbox import Outbox, OutboxItem, OutboxStatus
 from .states import STATE_ORDER, TRANSITIONS, TaskState
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
+    "Outbox", "OutboxItem", "OutboxStatus",
 ]

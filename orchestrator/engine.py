@@ -16,6 +16,7 @@ from .harness.base import Harness
 from .harness.registry import build_harness
 from .logs import TaskLogs
 from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
+from .outbox import Outbox
 from .runner import Outcome, TaskRunner
 from .states import IllegalTransition, TaskState
 from .store import Store
@@ -50,6 +51,7 @@ class Orchestrator:
         self.settings = settings
         self.store = store
         self.bus = EventBus()
+        self.outbox = Outbox(store)   # what the surface must still get out, in order
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self._harnesses: dict[str, Harness] = {}

@@ -164,3 +164,22 @@ def epoch_seconds(at: datetime) -> float:
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     return at.timestamp()
+
+
+FALLBACK_MESSAGE_MAX = 3900   # under chat.postMessage's 4000
+
+
+def plain_fallback(payload: dict) -> str:
+    """The words of a message with no blocks, for when Slack refuses its blocks: the texts of its
+    header, section and context blocks (already escaped mrkdwn), else its `text`; buttons dropped."""
+    parts: list[str] = []
+    for block in payload.get("blocks") or ():
+        if not isinstance(block, dict) or block.get("type") not in ("header", "section", "context"):
+            continue
+        pieces = [block.get("text")] + list(block.get("fields") or ()) + list(block.get("elements") or ())
+        for piece in pieces:
+            if isinstance(piece, dict) and isinstance(piece.get("text"), str) and piece["text"].strip():
+                text = piece["text"]
+                parts.append(escape_entities(text) if piece.get("type") == "plain_text" else text)
+    text = "\n".join(parts) or str(payload.get("text") or "") or "taskpin"
+    return text if len(text) <= FALLBACK_MESSAGE_MAX else text[: FALLBACK_MESSAGE_MAX - 1].rstrip() + ELLIPSIS

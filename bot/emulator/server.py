@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import socket
 import time
 import uuid
 
@@ -12,6 +11,7 @@ from aiohttp import web
 from . import payloads, views  # noqa: F401  (views registers the views.* methods)
 from .delivery import Ack, Delivery, Dispatcher, NotAcked
 from .driver import UserActions
+from .faults import Faults, listening_socket
 from .ratelimit import RateLimiter
 from .reading import Reading
 from .state import BOT_USER_ID, TEAM_ID, TEAM_DOMAIN, Channel, Workspace
@@ -39,22 +39,35 @@ class SlackEmulator(UserActions, Reading):
         self.response_urls: dict[str, dict] = {}
         self.response_url_posts: list[dict] = []
         self.port: int | None = None
+        self.faults = Faults(self)   # HTTP errors, hangs, outages, dropped sockets on demand
+        self._site: web.SockSite | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle --------------------------------------------------------------
     async def start(self) -> "SlackEmulator":
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket-mode", self.dispatcher.socket.handle)
         app.router.add_post("/response/{rid}", self._response_url)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock = listening_socket(0)
         self.port = sock.getsockname()[1]
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        self._site = web.SockSite(self._runner, sock)
+        await self._site.start()
         return self
+
+    async def _stop_listening(self) -> None:
+        """For an outage: connections to the port are refused until _listen_again."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def _listen_again(self) -> None:
+        if self._site is None and self._runner is not None:
+            self._site = web.SockSite(self._runner, listening_socket(self.port))
+            await self._site.start()
 
     async def _api(self, request: web.Request) -> web.Response:
         return await handle(self, request)
@@ -63,6 +76,7 @@ class SlackEmulator(UserActions, Reading):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.faults.close()
         await self.dispatcher.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -150,6 +150,23 @@ def public(msg: dict) -> dict:
     return json.loads(json.dumps(msg))
 
 
+def listed(msg: dict, params: dict) -> dict:
+    """A message as conversations.history/replies list it: metadata only with include_all_metadata."""
+    out = public(msg)
+    if str(params.get("include_all_metadata", "")).lower() not in ("1", "true"):
+        out.pop("metadata", None)
+    return out
+
+
+def check_metadata(params: dict) -> None:
+    meta = params.get("metadata")
+    if meta is None:
+        return
+    if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str) or \
+            not isinstance(meta.get("event_payload"), dict):
+        raise ApiError("invalid_metadata_format")
+
+
 # --- methods --------------------------------------------------------------------
 @api("auth.test")
 def auth_test(emu, params):
@@ -168,6 +185,7 @@ def chat_post_message(emu, params):
     if BOT_USER_ID not in ch.members:
         raise ApiError("not_in_channel")
     content = check_content(params)
+    check_metadata(params)
     thread_ts = params.get("thread_ts") or None
     if thread_ts:
         thread_ts = emu.ws.thread_root(ch, str(thread_ts))
@@ -279,7 +297,7 @@ def conversations_history(emu, params):
     ch = channel_of(emu, params)
     if BOT_USER_ID not in ch.members:
         raise ApiError("not_in_channel")
-    msgs = [public(ch.msgs[ts]) for ts in reversed(ch.top) if _in_range(ts, params)]
+    msgs = [listed(ch.msgs[ts], params) for ts in reversed(ch.top) if _in_range(ts, params)]
     page, meta = _page(msgs, params)
     return {"messages": page, **meta}
 
@@ -292,7 +310,7 @@ def conversations_replies(emu, params):
     if root is None:
         raise ApiError("thread_not_found")
     tss = [root] + ch.replies.get(root, [])
-    msgs = [public(ch.msgs[ts]) for ts in tss if ts == root or _in_range(ts, params)]
+    msgs = [listed(ch.msgs[ts], params) for ts in tss if ts == root or _in_range(ts, params)]
     page, meta = _page(msgs, params)
     return {"messages": page, **meta}
 

@@ -11,7 +11,8 @@ from orchestrator import TaskState
 from ..blocks.modals import create_task_modal
 from ..blocks.text import escape_mrkdwn, one_line, truncate
 from ..services import Services, services_of
-from .feedback import slack_error, tell, tell_error
+from ..slack_errors import describe
+from .feedback import tell, tell_error
 
 log = logging.getLogger(__name__)
 HELP = (
@@ -60,7 +61,7 @@ async def open_create_modal(svc: Services, client, trigger_id: str, user: str, *
     try:
         await client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as exc:   # e.g. expired_trigger_id: Slack took longer than 3 s to reach us
-        log.warning("could not open the create-task form: %s", slack_error(exc))
+        log.warning("could not open the create-task form: %s", describe(exc))
         await tell(svc, user, "Slack did not let taskpin open the form in time; please try again.", respond=respond)
 
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
-
 from ..blocks.thread import ephemeral_mrkdwn, ephemeral_text
 from ..replies import explain, explain_mrkdwn
 from ..services import Services
+from ..slack_errors import classify, describe
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +29,13 @@ async def _say(svc: Services, user: str, payload: dict, *, respond=None, thread_
             await svc.client.chat_postEphemeral(channel=channel or svc.channel, user=user, thread_ts=thread_ts,
                                                 **payload)
     except Exception as exc:  # telling the user failed; the action itself is settled
-        log.warning("could not send an ephemeral message: %s", exc)
+        log.warning("could not send an ephemeral message: %s", describe(exc))
 
 
 async def tell_error(svc: Services, user: str, exc: Exception, verb: str, **kwargs) -> None:
-    if isinstance(exc, SlackApiError):   # Slack refused a call (expired trigger...): one line, no traceback
-        log.warning("Slack refused a call while trying to %s: %s", verb, slack_error(exc))
+    if classify(exc) is not None:
+        log.warning("could not %s: Slack: %s", verb, describe(exc))   # an outage is no bug: one line
     elif not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
         log.exception("unexpected error while trying to %s", verb)
     await _say(svc, user, ephemeral_mrkdwn(explain_mrkdwn(exc, verb), explain(exc, verb)), **kwargs)
 
-
-def slack_error(exc: SlackApiError) -> str:
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {getattr(exc.response, 'status_code', '?')}"

@@ -130,14 +130,34 @@ class KeyValueRow(Base):
 
 
 class OutboxRow(Base):
-    """A message taskpin must get into Slack; removed (or marked sent) only once Slack took it."""
+    """A message the surface must get out (a post, or an edit of an earlier one). It stays until
+    the surface's service took it (status sent), or refused it for good (status failed).
+
+    Rows of one (channel, thread) go out in id order. `parent` names the row whose `ref` (the id
+    the service gave the message) this one needs: the thread to reply in, or the message to edit.
+    `maybe_sent` is set before each attempt and cleared when the attempt surely failed: a row
+    found with it set after a crash or a timeout is looked up before it is sent again."""
 
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(64))
+    thread: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    op: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[str | None] = mapped_column(String(255), nullable=True)
     payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_outbox_status", "status", "id"),)
 
 
 class DeliveryRow(Base):

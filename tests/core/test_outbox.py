@@ -1,0 +1,64 @@
+"""The core's outbox on SQLite and PostgreSQL: recorded once, in order, kept across a restart."""
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator import OutboxStatus
+from orchestrator.outbox import Outbox
+from orchestrator.store import Store
+
+
+async def test_rows_survive_a_restart_in_order_and_keys_are_recorded_once(db_url):
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    root, new = await box.add(channel="C1", thread="task:1", kind="thread_root", key="root:1", payload={"text": "a"})
+    assert new
+    again, new = await box.add(channel="C1", thread="task:1", kind="thread_root", key="root:1",
+                               payload={"text": "other"})
+    assert not new and again.id == root.id and again.payload == {"text": "a"}
+    reply, _ = await box.add(channel="C1", thread="task:1", kind="milestone", parent="root:1",
+                             payload={"text": "b"}, priority=2)
+    await box.attempting(root.id)          # then the process dies
+    await store.close()
+
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    pending = await box.pending()
+    assert [(p.id, p.kind, p.maybe_sent, p.attempts) for p in pending] == [
+        (root.id, "thread_root", True, 1), (reply.id, "milestone", False, 0)]
+    await box.sent(root.id, "111.222")
+    await box.failed(reply.id, "invalid_blocks", ref="111.333")
+    assert (await box.get("root:1")).ref == "111.222" and not await box.pending()
+    assert (await box.get_by_id(reply.id)).status is OutboxStatus.FAILED
+    assert await box.counts() == {OutboxStatus.SENT: 1, OutboxStatus.FAILED: 1}
+    await store.close()
+
+
+async def test_coalescing_replaces_only_the_last_untried_row_of_the_thread(db_url):
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    try:
+        first, _ = await box.add(channel="C1", thread="t", kind="output", payload={"text": "1"}, coalesce=True)
+        merged, new = await box.add(channel="C1", thread="t", kind="output", payload={"text": "2"}, coalesce=True)
+        assert not new and merged.id == first.id and merged.payload == {"text": "2"}
+        await box.add(channel="C1", thread="t", kind="milestone", payload={"text": "m"})
+        later, new = await box.add(channel="C1", thread="t", kind="output", payload={"text": "3"}, coalesce=True)
+        assert new, "an output summary never jumps ahead of the milestone before it"
+        await box.attempting(later.id)
+        tried, new = await box.add(channel="C1", thread="t", kind="output", payload={"text": "4"}, coalesce=True)
+        assert new and tried.id != later.id, "a row that may be in Slack already is never rewritten"
+        assert [p.payload["text"] for p in await box.pending()] == ["2", "m", "3", "4"]
+    finally:
+        await store.close()
+
+
+async def test_concurrent_adds_of_one_key_make_one_row(db_url):
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    try:
+        results = await asyncio.gather(*(box.add(channel="C1", thread="t", kind="intervention", key="iv:7",
+                                                 payload={"n": i}) for i in range(5)))
+        assert len({item.id for item, _ in results}) == 1 and sum(new for _, new in results) == 1
+        assert len(await box.pending()) == 1
+    finally:
+        await store.close()
