@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,3 +55,10 @@ kind = "command"
 command = ["{sys.executable}", "-c", "print(1)"]
 ''')
     return path
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (taskpin refuses port 0: it must be a real port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

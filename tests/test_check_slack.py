@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 
 import pytest
@@ -17,7 +16,7 @@ from aiohttp import web
 from bot.emulator import SlackEmulator
 from bot.manifest import bot_scopes
 
-from tests.cli_helpers import clean_env, run_taskpin, write_config
+from tests.cli_helpers import clean_env, free_port, run_taskpin, write_config
 
 BOARD = "C0BOARD0001"
 HIDDEN = "C0HIDDEN001"          # a public channel the bot was never invited to
@@ -46,12 +45,6 @@ def workspace_env(emu: SlackEmulator, **overrides) -> dict:
            "TASKPIN_BOARD_CHANNEL": BOARD, "TASKPIN_HTTP_HOST": "127.0.0.1", "TASKPIN_HTTP_PORT": str(free_port())}
     env.update(overrides)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_one_problem(result, where: str, *expected: str, secrets: tuple[str, ...] = ()) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
+from tests.cli_helpers import free_port
 from tests.core.helpers import AGENT
 from tests.e2e.conftest import OWNER
 from tests.e2e.scenario import ASKING_AGENT
@@ -42,7 +43,7 @@ class TaskpinProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKPIN_", "SLACK_"))}
         env.update(FAST_SLACK, PYTHONPATH=str(ROOT), SLACK_BOT_TOKEN=self.emu.bot_token,
                    SLACK_APP_TOKEN=self.emu.app_token, SLACK_API_URL=self.emu.api_url,
-                   TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1", TASKPIN_HTTP_PORT="0",
+                   TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1", TASKPIN_HTTP_PORT=str(free_port()),
                    TASKPIN_CONFIG=str(self.config), TASKPIN_DATABASE_URL=f"sqlite+aiosqlite:///{self.tmp / 'tp.db'}",
                    TASKPIN_WORKSPACES_DIR=str(self.tmp / "worktrees"), TASKPIN_LOG_DIR=str(self.tmp / "logs"),
                    TASKPIN_BOARD_SYNC_INTERVAL_S="0.2", TASKPIN_MAX_ATTEMPTS="1")

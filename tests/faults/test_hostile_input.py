@@ -75,6 +75,14 @@ async def _a_real_click(emu, taskpin) -> tuple[int, dict]:
     task_id = await create_by_slash(emu, taskpin.core, "A task")
     ack = await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
     assert ack.acked
+    # The click is acked before it acts: wait for the dispatch itself, or a late one would look
+    # like the tampered replay acting.
+    for _ in range(500):
+        if any(t.to_state is S.IN_PROGRESS for t in await taskpin.core.history(task_id)):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the real click never dispatched the task")
     return task_id, ack.delivery.payload
 
 

@@ -275,7 +275,7 @@ async def test_listener_calls_failing_during_an_outage_are_one_line_each(emu, ta
     await emu.open_home(OWNER)
     await emu.wait_for(lambda: emu.faults.count("views.open") and emu.faults.count("chat.postEphemeral")
                        and emu.faults.count("views.publish"), timeout=SLOW)
-    for line in ("a Slack call in a listener failed: HTTP 503", "could not send an ephemeral message: HTTP 503",
+    for line in ("could not open the create-task form: HTTP 503", "could not send an ephemeral message: HTTP 503",
                  "could not publish the Home tab for U_OWNER: HTTP 503"):
         await emu.wait_for(lambda line=line: taskpin_log.warnings(line), timeout=SLOW)
         assert len(taskpin_log.warnings(line)) == 1, taskpin_log.text
