@@ -64,6 +64,7 @@ class TaskView:
     cost_usd: float = 0.0
     pending_interventions: int = 0
     worktree: str | None = None          # the task's worktree folder once dispatched
+    worker: str | None = None            # the process running it (TASKPIN_WORKER_NAME), or that last did
 
     @property
     def short_id(self) -> str:
