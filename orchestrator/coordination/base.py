@@ -86,8 +86,10 @@ class Coordinator(ABC):
     # ---- leases ------------------------------------------------------------------------
 
     @abstractmethod
-    async def acquire(self, key: str, ttl_s: float) -> Lease | None:
-        """Take `key` when nobody holds it or its holder's lease expired; None when it is held."""
+    async def acquire(self, key: str, ttl_s: float, *, take_own: bool = False) -> Lease | None:
+        """Take `key` when nobody holds it or its holder's lease expired; None when it is held.
+        With `take_own`, also when this process's name holds it: names are unique among live
+        processes (see node.py), so that holder is a dead predecessor of the same name."""
 
     @abstractmethod
     async def renew(self, lease: Lease, ttl_s: float) -> bool:

@@ -29,9 +29,9 @@ class InProcessCoordinator(Coordinator):
 
     # ---- leases ------------------------------------------------------------------------
 
-    async def acquire(self, key: str, ttl_s: float) -> Lease | None:
+    async def acquire(self, key: str, ttl_s: float, *, take_own: bool = False) -> Lease | None:
         holder, token, expires = self._leases.get(key, (None, 0, 0.0))
-        if holder is not None and expires > self.clock():
+        if holder is not None and expires > self.clock() and not (take_own and holder == self.name):
             return None
         self._leases[key] = (self.name, token + 1, self.clock() + ttl_s)
         return Lease(key, self.name, token + 1)

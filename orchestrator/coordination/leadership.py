@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 class Leadership:
     def __init__(self, coordinator: Coordinator, key: str, *, on_gain: Callable[[Lease], Awaitable[None]],
-                 on_loss: Callable[[], Awaitable[None]], ttl_s: float = 6.0, interval_s: float = 1.5):
-        self.coordinator, self.key = coordinator, key
+                 on_loss: Callable[[], Awaitable[None]], ttl_s: float = 6.0, interval_s: float = 1.5,
+                 take_own: bool = True):
+        self.coordinator, self.key, self.take_own = coordinator, key, take_own
         self.on_gain, self.on_loss = on_gain, on_loss
         self.ttl_s, self.interval_s = ttl_s, interval_s
         self.lease: Lease | None = None
@@ -35,7 +36,9 @@ class Leadership:
         return self.lease is not None
 
     async def start(self) -> None:
-        await self._step()                 # take the role at once when it is free
+        """Take the role at once when it is free. A failing `on_gain` is raised here (a wrong
+        channel should stop the process at start); later, it is logged and tried again."""
+        await self._step(raise_errors=True)
         self._task = asyncio.create_task(self._run(), name=f"lease:{self.key}")
 
     async def close(self) -> None:
@@ -60,10 +63,10 @@ class Leadership:
             await asyncio.sleep(self.interval_s)
             await self._step()
 
-    async def _step(self) -> None:
+    async def _step(self, raise_errors: bool = False) -> None:
         try:
             if self.lease is None:
-                lease = await self.coordinator.acquire(self.key, self.ttl_s)
+                lease = await self.coordinator.acquire(self.key, self.ttl_s, take_own=self.take_own)
                 if lease is not None:
                     self.lease, self._renewed_at = lease, time.monotonic()
                     self.gained += 1
@@ -71,9 +74,12 @@ class Leadership:
                     try:
                         await self.on_gain(lease)
                     except Exception:
-                        log.exception("taking the %s role failed; giving it up", self.key)
+                        if not raise_errors:
+                            log.exception("taking the %s role failed; giving it up", self.key)
                         await self._lose("its start failed")
                         await self.coordinator.release(lease)
+                        if raise_errors:
+                            raise
                     self._changed.set()
                 return
             if await self.coordinator.renew(self.lease, self.ttl_s):
@@ -83,6 +89,8 @@ class Leadership:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if raise_errors:
+                raise
             log.warning("could not reach the database for %s: %s", self.key, exc)
         if self.lease is not None and time.monotonic() - self._renewed_at > self.ttl_s - self.interval_s:
             await self._lose("no renewal succeeded in time")

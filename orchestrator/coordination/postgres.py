@@ -39,6 +39,7 @@ _ACQUIRE = text("""
         SET holder = EXCLUDED.holder, token = leases.token + 1,
             expires_at = EXCLUDED.expires_at, acquired_at = EXCLUDED.acquired_at
         WHERE leases.holder IS NULL OR leases.expires_at <= now()
+              OR (CAST(:take_own AS boolean) AND leases.holder = EXCLUDED.holder)
     RETURNING token""")
 _RENEW = text("""
     UPDATE leases SET expires_at = now() + make_interval(secs => :ttl)
@@ -116,8 +117,8 @@ class PostgresCoordinator(Coordinator):
         async with self.engine.begin() as conn:
             return (await conn.execute(statement, params)).first()
 
-    async def acquire(self, key: str, ttl_s: float) -> Lease | None:
-        row = await self._one(_ACQUIRE, key=key, holder=self.name, ttl=float(ttl_s))
+    async def acquire(self, key: str, ttl_s: float, *, take_own: bool = False) -> Lease | None:
+        row = await self._one(_ACQUIRE, key=key, holder=self.name, ttl=float(ttl_s), take_own=take_own)
         return Lease(key, self.name, int(row[0])) if row else None
 
     async def renew(self, lease: Lease, ttl_s: float) -> bool:
