@@ -174,3 +174,53 @@ async def test_the_board_writer_role_moves_to_the_waiting_process_when_its_holde
     assert events[0] == "A gains 1" and events[-1] == "B gains 2"
     await second.close()
     assert not second.holding
+
+
+async def test_a_call_runs_in_the_target_process_and_its_refusal_comes_back_as_the_same_error(pair):
+    from orchestrator.coordination.calls import Calls, TargetGone
+    from orchestrator.errors import NotAllowed
+
+    a, b = pair
+    calls_a, calls_b = Calls(a, timeout_s=2), Calls(b)
+
+    async def answer(args):
+        if not args["text"]:
+            raise NotAllowed("only the task's owner or an approver can answer for #1")
+        return {"heard": args["text"], "by": b.name}
+
+    calls_b.handle("answer", answer)
+    assert await calls_a.call("B", "answer", {"text": "yes"}) == {"heard": "yes", "by": "B"}
+    with pytest.raises(NotAllowed) as refused:
+        await calls_a.call("B", "answer", {"text": ""})
+    assert str(refused.value) == "only the task's owner or an approver can answer for #1"
+    with pytest.raises(TargetGone, match="taskpin process C does not answer"):
+        await calls_a.call("C", "answer", {"text": "anyone?"})
+
+
+async def test_the_heartbeat_reports_a_lease_taken_over_and_the_reaper_takes_expired_ones(pair):
+    from orchestrator.coordination.duties import TaskLeases
+
+    a, b = pair
+    lost, taken = [], []
+
+    async def on_lost(lease):
+        lost.append(lease)
+
+    async def on_expired(lease, stale):
+        taken.append((lease, stale))
+
+    lease = await a.acquire(f"{TASK_LEASE}1", ttl_s=0.5)
+    mine = TaskLeases(a, on_lost=on_lost, ttl_s=0.5)
+    mine.hold(lease)
+    await mine.beat()
+    assert not lost
+    survivor = TaskLeases(b, on_lost=on_lost, on_expired=on_expired, ttl_s=30)
+    async def reaped():
+        await survivor.reap()
+        return taken
+
+    await wait_until(reaped, timeout=10)   # once A stops beating, B takes it over
+    [(new, stale)] = taken
+    assert (stale.holder, new.holder, new.token) == ("A", "B", lease.token + 1)
+    await mine.beat()
+    assert lost == [lease] and not mine.held
