@@ -108,6 +108,8 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
     problems += config_problems(core)
     if core is not None:
         problems += await check_all(core, role=role)
+    if slack is not None and for_run and role == "worker":    # its /healthz
+        problems += [p for p in [port_problem(slack.http_host, slack.http_port)] if p]
     if slack is not None and include_slack and role != "worker":
         static = check_slack(slack)
         problems += static

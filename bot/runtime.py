@@ -168,25 +168,38 @@ class Runtime:
 
 
 class WorkerRuntime:
-    """A process that runs agents and nothing of Slack (role `worker`)."""
+    """A process that runs agents and nothing of Slack (role `worker`). It serves /healthz on
+    TASKPIN_HTTP_HOST:TASKPIN_HTTP_PORT, like a slack process."""
 
     def __init__(self, node: Node):
         self.node, self.core = node, node.core
+        self.web_runner: web.AppRunner | None = None
 
     @classmethod
-    async def start(cls, core_settings: Settings) -> "WorkerRuntime":
+    async def start(cls, core_settings: Settings, slack: SlackSettings) -> "WorkerRuntime":
         node = await Node.open(core_settings, Role.WORKER)
         runtime = cls(node)
         try:
             await node.core.start()
+            web_app = web.Application()
+            web_app.router.add_get("/healthz", runtime._healthz)
+            runtime.web_runner = web.AppRunner(web_app, access_log=None)
+            await runtime.web_runner.setup()
+            await web.TCPSite(runtime.web_runner, slack.http_host, slack.http_port).start()
         except BaseException:
             await runtime.close()
             raise
         log.info("taskpin worker %s is running (up to %d agents)", node.name, core_settings.max_concurrent_sessions)
         return runtime
 
+    async def _healthz(self, request: web.Request) -> web.Response:
+        checks = await self.core.health() if hasattr(self.core, "health") else {"ok": True}
+        checks = {**checks, "worker": self.node.name, "running_sessions": self.core.running_sessions}
+        return web.json_response(checks, status=200 if checks.get("ok") else 503)
+
     async def close(self) -> None:
-        for what, step in (("the core", self.core.close), ("the coordination", self.node.close)):
+        steps = [("the HTTP server", self.web_runner.cleanup)] if self.web_runner else []
+        for what, step in steps + [("the core", self.core.close), ("the coordination", self.node.close)]:
             try:
                 await step()
             except Exception:
@@ -200,7 +213,7 @@ async def serve(core_settings: Settings, slack: SlackSettings, role: Role | str 
         loop.add_signal_handler(sig, stop.set)
     role = Role(role)
     if role is Role.WORKER:
-        runtime = await WorkerRuntime.start(core_settings)
+        runtime = await WorkerRuntime.start(core_settings, slack)
     else:
         runtime = await Runtime.start(core_settings, slack, role)
     await stop.wait()

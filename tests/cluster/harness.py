@@ -64,11 +64,11 @@ class Cluster:
         values = {**FAST, "TASKPIN_CONFIG": str(self.config), "TASKPIN_DATABASE_URL": self.db_url,
                   "TASKPIN_WORKER_NAME": name, "TASKPIN_WORKSPACES_DIR": str(self.tmp / "worktrees"),
                   "TASKPIN_LOG_DIR": str(self.tmp / "logs"), "TASKPIN_DEFAULT_AGENT": next(iter(self.agents)),
-                  "TASKPIN_DEFAULT_REPO": "app"}
+                  "TASKPIN_DEFAULT_REPO": "app", "TASKPIN_HTTP_HOST": "127.0.0.1",
+                  "TASKPIN_HTTP_PORT": str(free_port())}
         if role != "worker":
             values.update(SLACK_BOT_TOKEN=self.emu.bot_token, SLACK_APP_TOKEN=self.emu.app_token,
-                          SLACK_API_URL=self.emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD,
-                          TASKPIN_HTTP_HOST="127.0.0.1", TASKPIN_HTTP_PORT=str(free_port()))
+                          SLACK_API_URL=self.emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD)
         values.update(env)
         log = self.tmp / f"{name}.log"
         popen = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--role", role], cwd=self.tmp,
