@@ -2,9 +2,10 @@
 other surface) uses only what is exported here."""
 from .config import AgentConfig, OnApprove, RepoConfig, Settings
 from .engine import Orchestrator
-from .errors import ActionRefused, IllegalTransition, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
+from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
 from .events import (
     AgentOutput,
+    AnswerNotDelivered,
     AttemptFailed,
     Event,
     EventBus,
@@ -27,10 +28,10 @@ from .models import (
     TransitionRecord,
 )
 from .outbox import Outbox, OutboxItem, OutboxStatus
-from .states import STATE_ORDER, TRANSITIONS, TaskState
+from .states import STATE_ORDER, TRANSITIONS, IllegalTransition, TaskState
 
 __all__ = [
-    "ActionRefused", "AgentConfig", "AgentOutput", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
+    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",

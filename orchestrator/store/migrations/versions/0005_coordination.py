@@ -2,14 +2,14 @@
 events that cross processes, and the worker that runs a task
 
 Revision ID: 0005
-Revises: 0003 (to become 0004 once the QUEUED-state migration is merged)
+Revises: 0004
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
