@@ -8,7 +8,7 @@ import signal
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
-from orchestrator import Orchestrator, Settings
+from orchestrator import Settings
 from orchestrator.coordination import BOARD_WRITER, Leadership
 from orchestrator.coordination.node import Node, Role
 

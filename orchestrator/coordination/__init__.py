@@ -10,6 +10,7 @@ from .base import (
     EVENT,
     PROCESS_LEASE,
     TASK_LEASE,
+    WORKER_LEASE,
     Claim,
     Coordinator,
     JournalEntry,
@@ -35,5 +36,5 @@ def open_coordinator(store: Store, url: str, name: str) -> Coordinator:
 __all__ = [
     "BOARD_WRITER", "CONTROL", "EVENT", "PROCESS_LEASE", "TASK_LEASE", "Claim", "Coordinator", "DatabaseInUse",
     "InProcessCoordinator", "JournalEntry", "JournaledBus", "Lease", "LeaseLost", "Leadership", "SQLiteProcessLock",
-    "SurfaceFeed", "current_fence", "default_worker_name", "open_coordinator",
+    "SurfaceFeed", "WORKER_LEASE", "current_fence", "default_worker_name", "open_coordinator",
 ]

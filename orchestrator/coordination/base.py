@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TASK_LEASE = "task:"             # + task id
 BOARD_WRITER = "board-writer"
 PROCESS_LEASE = "process:"       # + worker name: one live process per name
+WORKER_LEASE = "worker:"         # + worker name: held by every process that runs agents
 
 # Journal kinds.
 EVENT = "event"                  # a core event (the surface turns it into Slack messages)
@@ -110,7 +111,11 @@ class Coordinator(ABC):
 
     @abstractmethod
     async def holder(self, key: str) -> Lease | None:
-        """Who holds `key` now (expired or not); None when nobody does."""
+        """Who holds `key` now; None when nobody does or the holder's lease expired."""
+
+    @abstractmethod
+    async def live(self, prefix: str) -> list[Lease]:
+        """The unexpired leases under `prefix` (e.g. every running worker's `worker:` lease)."""
 
     @abstractmethod
     def fence(self, lease: Lease) -> Fence:
@@ -120,9 +125,10 @@ class Coordinator(ABC):
     # ---- the queue ----------------------------------------------------------------------
 
     @abstractmethod
-    async def claim_next(self, ttl_s: float) -> Claim | None:
-        """Take the oldest queued task (FIFO across all workers) and lease it, in one step:
-        exactly one worker gets each task. None when the queue is empty."""
+    async def claim_next(self, ttl_s: float, *, actor: str = "taskpin", reason: str = "") -> Claim | None:
+        """Take the oldest queued task (FIFO across all workers) from queued to in_progress
+        (audited as `actor`, `reason`) and lease it, in one step: exactly one worker gets each
+        task. None when the queue is empty. The caller publishes the state change."""
 
     # ---- the journal --------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import TaskNotFound
+from ..states import IllegalTransition, TaskState
 from ..store import Store
 from ..store.fence import Fence, LeaseLost
 from ..store.tables import utcnow
@@ -62,8 +64,13 @@ class InProcessCoordinator(Coordinator):
                 if key.startswith(prefix) and holder is not None and expires <= now]
 
     async def holder(self, key: str) -> Lease | None:
-        holder, token, _ = self._leases.get(key, (None, 0, 0.0))
-        return Lease(key, holder, token) if holder is not None else None
+        holder, token, expires = self._leases.get(key, (None, 0, 0.0))
+        return Lease(key, holder, token) if holder is not None and expires > self.clock() else None
+
+    async def live(self, prefix: str) -> list[Lease]:
+        now = self.clock()
+        return [Lease(key, holder, token) for key, (holder, token, expires) in sorted(self._leases.items())
+                if key.startswith(prefix) and holder is not None and expires > now]
 
     def fence(self, lease: Lease) -> Fence:
         def check(_connection) -> None:
@@ -74,10 +81,14 @@ class InProcessCoordinator(Coordinator):
 
     # ---- the queue ----------------------------------------------------------------------
 
-    async def claim_next(self, ttl_s: float) -> Claim | None:
+    async def claim_next(self, ttl_s: float, *, actor: str = "taskpin", reason: str = "") -> Claim | None:
         for task_id in await self.store.queued_task_ids():
-            if await self.store.claim_from_queue(task_id):
-                await self.store.update_task(task_id, worker=self.name)
+            try:
+                await self.store.transition(task_id, TaskState.QUEUED, TaskState.IN_PROGRESS, actor=actor,
+                                            reason=reason or "a session slot is free")
+            except (IllegalTransition, TaskNotFound):   # cancelled meanwhile
+                continue
+            else:
                 key = f"{TASK_LEASE}{task_id}"
                 _, token, _ = self._leases.get(key, (None, 0, 0.0))
                 self._leases[key] = (self.name, token + 1, self.clock() + ttl_s)

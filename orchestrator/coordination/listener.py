@@ -48,7 +48,7 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=10)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self.channel, self._notified)
                 self._conn = conn
                 self.connects += 1

@@ -69,7 +69,9 @@ class Node:
             process = None
             if coordinator.shared:
                 process = await _hold_name(coordinator)
-                core.bus = JournaledBus(coordinator)   # before anyone subscribes
+            # Before anyone subscribes: on a shared database the bus writes to the journal.
+            core.use_coordination(coordinator, runs_agents=role.runs_agents,
+                                  bus=JournaledBus(coordinator) if coordinator.shared else None)
             return cls(core, coordinator, role, lock, process)
         except BaseException:
             if core is not None:

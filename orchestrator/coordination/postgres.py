@@ -53,14 +53,21 @@ _RELEASE = text("""
 _EXPIRED = text("""
     SELECT key, holder, token FROM leases
     WHERE key LIKE :prefix AND holder IS NOT NULL AND expires_at <= now() ORDER BY key""")
-_HOLDER = text("SELECT holder, token FROM leases WHERE key = :key AND holder IS NOT NULL")
+_HOLDER = text("SELECT holder, token FROM leases WHERE key = :key AND holder IS NOT NULL AND expires_at > now()")
+_LIVE = text("""
+    SELECT key, holder, token FROM leases
+    WHERE key LIKE :prefix AND holder IS NOT NULL AND expires_at > now() ORDER BY key""")
 _FENCE = text("SELECT 1 FROM leases WHERE key = :key AND holder = :holder AND token = :token FOR SHARE")
 _CLAIM = text("""
     WITH next AS (
-        SELECT id FROM tasks WHERE queued_at IS NOT NULL
+        SELECT id FROM tasks WHERE state = 'queued'
         ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-    UPDATE tasks SET queued_at = NULL, worker = :holder, updated_at = now()
+    UPDATE tasks SET state = 'in_progress', version = tasks.version + 1, worker = :holder,
+                     updated_at = now(), state_changed_at = now()
     FROM next WHERE tasks.id = next.id RETURNING tasks.id""")
+_AUDIT = text("""
+    INSERT INTO transitions (task_id, from_state, to_state, actor, reason, at)
+    VALUES (:task_id, 'queued', 'in_progress', :actor, :reason, now())""")
 _TAKE = text("""
     INSERT INTO leases (key, holder, token, expires_at, acquired_at)
     VALUES (:key, :holder, 1, now() + make_interval(secs => :ttl), now())
@@ -145,6 +152,11 @@ class PostgresCoordinator(Coordinator):
             row = (await conn.execute(_HOLDER, {"key": key})).first()
         return Lease(key, row[0], int(row[1])) if row else None
 
+    async def live(self, prefix: str) -> list[Lease]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(_LIVE, {"prefix": _like(prefix)})).all()
+        return [Lease(key, holder, int(token)) for key, holder, token in rows]
+
     def fence(self, lease: Lease) -> Fence:
         params = {"key": lease.key, "holder": lease.holder, "token": lease.token}
 
@@ -155,11 +167,12 @@ class PostgresCoordinator(Coordinator):
 
     # ---- the queue ----------------------------------------------------------------------
 
-    async def claim_next(self, ttl_s: float) -> Claim | None:
+    async def claim_next(self, ttl_s: float, *, actor: str = "taskpin", reason: str = "") -> Claim | None:
         async with self.engine.begin() as conn:
             row = (await conn.execute(_CLAIM, {"holder": self.name})).first()
             if row is None:
                 return None
+            await conn.execute(_AUDIT, {"task_id": row[0], "actor": actor, "reason": reason or f"started by {self.name}"})
             key = f"{TASK_LEASE}{row[0]}"
             token = (await conn.execute(_TAKE, {"key": key, "holder": self.name, "ttl": float(ttl_s)})).scalar_one()
         return Claim(int(row[0]), Lease(key, self.name, int(token)))

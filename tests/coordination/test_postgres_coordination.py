@@ -43,7 +43,7 @@ async def pair(pg_url):
 async def queued_task(store: Store, title: str) -> int:
     task = await store.create_task(title=title, prompt="p", owner="U1", repo="app", agent="bot",
                                    base_branch="main", branch_for=lambda i: f"taskpin/{i}")
-    await store.transition(task.id, TaskState.BACKLOG, TaskState.IN_PROGRESS, actor="U1", reason="dispatched",
+    await store.transition(task.id, TaskState.BACKLOG, TaskState.QUEUED, actor="U1", reason="dispatched",
                            queued_at=utcnow())
     return task.id
 
@@ -101,9 +101,12 @@ async def test_two_workers_claiming_at_once_take_each_task_once_in_fifo_order(pa
     assert sorted(task_id for _, task_id in claims) == ids      # every task once, none twice
     assert {name for name, _ in claims} == {"A", "B"}
     assert all(mine == sorted(mine) for mine in loops)          # each claim took the oldest left
-    rows = {t.id: t.worker for t in await a.store.list_tasks()}
-    assert all(rows[task_id] == name for name, task_id in claims)
+    rows = {t.id: t for t in await a.store.list_tasks()}
+    assert all(rows[task_id].worker == name and rows[task_id].state is TaskState.IN_PROGRESS
+               for name, task_id in claims)
     assert not await a.store.queued_task_ids()
+    [audit] = [t for t in await a.store.transitions(ids[0]) if t.to_state is TaskState.IN_PROGRESS]
+    assert audit.from_state is TaskState.QUEUED
 
 
 async def test_journal_entries_reach_the_other_process_in_order(pair):
