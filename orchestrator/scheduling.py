@@ -8,11 +8,11 @@ In one process (SQLite) the "other processes" part never runs: every run is loca
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
 from .coordination.base import Claim, Lease
-from .coordination.duties import TASK_TTL_S
 from .errors import ActionRefused
 from .events import TaskStateChanged, TaskUpdated
 from .models import Answer, InterventionStatus, InterventionView, TaskView
@@ -38,7 +38,7 @@ class Scheduling:
             return
         async with self._kick_lock:
             while len(self._runners) < self.settings.max_concurrent_sessions and not self._closing:
-                claim = await self.coordinator.claim_next(TASK_TTL_S, reason=self._slot_reason())
+                claim = await self.coordinator.claim_next(self.settings.lease_ttl_s, reason=self._slot_reason())
                 if claim is None:
                     return
                 await self._start_claimed(claim)
@@ -49,7 +49,13 @@ class Scheduling:
     async def _start_claimed(self: "Orchestrator", claim: Claim) -> None:
         """The claim moved the task queued -> in_progress and leased it to this process: run it,
         every write of the run fenced by that lease."""
-        task = await self.store.get_task(claim.task_id)
+        try:
+            task = await self.store.get_task(claim.task_id)
+        except Exception:
+            log.exception("task #%s was claimed but could not be started here; handing it back", claim.task_id)
+            await self.cluster.settle(claim.lease, self.coordinator.name,
+                                      why=f"it could not start on {self.coordinator.name}")
+            return
         runner = TaskRunner(self.world, task, on_done=self._runner_done)
         self._runners[task.id] = runner
         self._leases[task.id] = claim.lease
@@ -64,13 +70,17 @@ class Scheduling:
         await runner.run()
 
     def _runner_done(self: "Orchestrator", runner: TaskRunner) -> None:
+        """Called from the ending run: what follows runs outside its fence (a fresh context)."""
         if self._runners.get(runner.task_id) is runner:
             del self._runners[runner.task_id]
+        loop = asyncio.get_running_loop()
+        if self._closing and self.cluster.shared:
+            return   # the lease stays: close() hands the task over to the other workers
         lease = self._leases.pop(runner.task_id, None)
-        if lease is not None and not (self._closing and self.cluster.shared):   # closing: handed over
-            asyncio.get_running_loop().create_task(self.cluster.release(lease))
+        if lease is not None:
+            loop.create_task(self.cluster.release(lease), context=contextvars.Context())
         if not self._closing:
-            asyncio.get_running_loop().create_task(self._after_runner())
+            loop.create_task(self._after_runner(), context=contextvars.Context())
 
     async def _after_runner(self: "Orchestrator") -> None:
         try:
@@ -173,7 +183,7 @@ class Scheduling:
         half-way, the worker that takes the lease over settles the approval."""
         if not self.cluster.shared:
             return None
-        lease = await self.coordinator.acquire(f"task:{task_id}", TASK_TTL_S, take_own=True)
+        lease = await self.coordinator.acquire(f"task:{task_id}", self.settings.lease_ttl_s, take_own=True)
         if lease is None:
             raise ActionRefused("this task is being handled by another taskpin process; try again in a moment")
         self.cluster.hold(lease)

@@ -18,7 +18,7 @@ from ..store.fence import current_fence
 from ..world import World
 from .base import EVENT, TASK_LEASE, WORKER_LEASE, Coordinator, JournalEntry, Lease
 from .calls import Calls
-from .duties import REAP_S, TASK_TTL_S, TaskLeases
+from .duties import TaskLeases
 from .takeover import settle_lost_task
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ class Cluster:
     def name(self) -> str:
         return self.coordinator.name
 
+    @property
+    def ttl_s(self) -> float:
+        """A task lease's life without renewal (TASKPIN_LEASE_TTL_S)."""
+        return self.world.settings.lease_ttl_s
+
     # ---- life cycle ----------------------------------------------------------------------
 
     async def start(self, *, on_lost: Callable[[Lease], Awaitable[None]], kick: Callable[[], Awaitable[None]],
@@ -54,8 +59,9 @@ class Cluster:
         if not self.shared or not self.runs_agents:
             return
         self._on_lost, self._kick = on_lost, kick
-        self._worker = await self.coordinator.acquire(WORKER_LEASE + self.name, TASK_TTL_S, take_own=True)
-        self.leases = TaskLeases(self.coordinator, on_lost=on_lost, on_expired=self._take_over)
+        self._worker = await self.coordinator.acquire(WORKER_LEASE + self.name, self.ttl_s, take_own=True)
+        self.leases = TaskLeases(self.coordinator, on_lost=on_lost, on_expired=self._take_over, ttl_s=self.ttl_s,
+                                 heartbeat_s=self.ttl_s / 4, reap_s=self.ttl_s / 4)
         for op, handler in handlers.items():
             self.calls.handle(op, handler)
         self.coordinator.subscribe(self._on_event, {EVENT})
@@ -144,16 +150,16 @@ class Cluster:
             current = await self.coordinator.holder(key)
             if current is not None and current.holder != self.name:
                 continue   # alive elsewhere (or about to expire: the reaper will see it)
-            lease = await self.coordinator.acquire(key, TASK_TTL_S, take_own=True)
+            lease = await self.coordinator.acquire(key, self.ttl_s, take_own=True)
             if lease is not None:
                 await self.settle(lease, task.worker or self.name)
 
     async def _keep_worker_lease(self) -> None:
         while True:
-            await asyncio.sleep(TASK_TTL_S / 4)
+            await asyncio.sleep(self.ttl_s / 4)
             try:
-                if self._worker is None or not await self.coordinator.renew(self._worker, TASK_TTL_S):
-                    self._worker = await self.coordinator.acquire(WORKER_LEASE + self.name, TASK_TTL_S,
+                if self._worker is None or not await self.coordinator.renew(self._worker, self.ttl_s):
+                    self._worker = await self.coordinator.acquire(WORKER_LEASE + self.name, self.ttl_s,
                                                                   take_own=True)
             except Exception as exc:
                 log.warning("could not renew this worker's lease: %s", exc)
@@ -164,9 +170,9 @@ class Cluster:
             asyncio.get_running_loop().create_task(self._kick())
 
     async def _kick_now_and_then(self) -> None:
-        """In case a notification was missed: look at the queue every REAP_S anyway."""
+        """In case a notification was missed: look at the queue now and then anyway."""
         while True:
-            await asyncio.sleep(REAP_S)
+            await asyncio.sleep(min(5.0, self.ttl_s / 4))
             try:
                 await self._kick()
             except Exception as exc:

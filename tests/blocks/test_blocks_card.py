@@ -122,3 +122,10 @@ def test_an_approval_in_progress_shows_in_the_review_column_without_buttons():
     assert not [b for b in _buttons(board["blocks"]) if b["action_id"].endswith(":5")]
     review = next(b for b in board["blocks"] if b.get("type") == "section" and "Awaiting review" in _text([b]))
     assert review, "the review column heads both tasks"
+
+
+def test_a_running_task_shows_the_worker_running_it_escaped():
+    text = _text(render_card(build_task(4, TaskState.BLOCKED, worker="gpu-box-2"), now=NOW))
+    assert "on gpu-box-2" in text
+    assert "on a&lt;b" in _text(render_card(build_task(4, TaskState.IN_PROGRESS, worker="a<b"), now=NOW))
+    assert "on gpu-box-2" not in _text(render_card(build_task(4, TaskState.COMPLETED, worker="gpu-box-2"), now=NOW))

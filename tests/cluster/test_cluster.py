@@ -1,0 +1,111 @@
+"""One PostgreSQL database, real `taskpin run --role ...` processes, the Slack emulator here:
+the queue spread over workers, a worker killed with agents running and blocked, the board
+writer killed, the same click delivered to two slack processes."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from bot.emulator.blockkit import iter_elements
+from bot.ids import ActionId, make_action_id
+from orchestrator import Orchestrator, Settings, TaskState
+from orchestrator.coordination import JournaledBus
+from orchestrator.coordination.postgres import PostgresCoordinator
+
+from .harness import BOARD, agent_processes
+
+OWNER = "U_OWNER"
+S = TaskState
+MEASURED = {}     # figures for the report (takeover times), printed with -s
+
+
+class Dispatcher:
+    """A core in the test process on the same database, running no agents: creates and dispatches
+    tasks as a slack process would (its events reach the board writer through the journal)."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    async def __aenter__(self) -> Orchestrator:
+        settings = Settings(_env_file=None, database_url=self.cluster.db_url, config=self.cluster.config,
+                            worker_name="test-dispatcher", workspaces_dir=self.cluster.tmp / "worktrees",
+                            log_dir=self.cluster.tmp / "logs-dispatcher")
+        self.core = await Orchestrator.open(settings)
+        self.coordinator = PostgresCoordinator("test-dispatcher", self.core.store, self.cluster.db_url)
+        await self.coordinator.start()
+        self.core.use_coordination(self.coordinator, runs_agents=False, bus=JournaledBus(self.coordinator))
+        await self.core.start()
+        return self.core
+
+    async def __aexit__(self, *exc) -> None:
+        await self.core.close()
+        await self.coordinator.close()
+
+
+async def wait_for(predicate, timeout: float, what: str, cluster, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.check_alive()
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s\n{cluster.logs()}")
+        await asyncio.sleep(interval)
+
+
+async def started(cluster, *processes, timeout: float = 40) -> None:
+    for p in processes:
+        marker = f"taskpin worker {p.name} is running" if p.role == "worker" else f"taskpin is running as {p.name}"
+        await wait_for(lambda p=p, marker=marker: marker in p.text(), timeout, f"{p.name} started", cluster)
+
+
+async def dispatch_all(core: Orchestrator, n: int, agent: str) -> list[int]:
+    ids = []
+    for i in range(n):
+        task = await core.create_task(prompt=f"task {i}", owner=OWNER, agent=agent)
+        await core.dispatch(task.id, actor=OWNER)
+        ids.append(task.id)
+    return ids
+
+
+def workers_of(transitions) -> list[str]:
+    """The workers that started the task, from the audit log ("a session slot is free on w1")."""
+    return [t.reason.rsplit(" on ", 1)[1] for t in transitions
+            if t.to_state is S.IN_PROGRESS and t.from_state is S.QUEUED and " on " in t.reason]
+
+
+async def test_ten_tasks_are_spread_over_two_workers_and_shown_by_one_slack_process(emu, cluster_factory):
+    cluster = cluster_factory({"bot": [{"sleep": 1.0}, {"write_file": {"path": "out.txt", "content": "x\n"}},
+                                       {"finish": "done"}]})
+    emu.dispatcher.socket.spread = True
+    slack = cluster.start("slack", "slack-1")
+    w1 = cluster.start("worker", "w1", TASKPIN_MAX_CONCURRENT_SESSIONS="3")
+    w2 = cluster.start("worker", "w2", TASKPIN_MAX_CONCURRENT_SESSIONS="3")
+    await started(cluster, slack, w1, w2)
+    async with Dispatcher(cluster) as core:
+        ids = await dispatch_all(core, 10, "bot")
+        running_on = set()
+
+        async def all_reviewed():
+            tasks = await core.list_tasks()
+            running_on.update(t.worker for t in tasks if t.state is S.IN_PROGRESS)
+            assert max(sum(t.state is S.IN_PROGRESS and t.worker == w for t in tasks) for w in ("w1", "w2")) <= 3
+            return all(t.state is S.AWAITING_REVIEW for t in tasks)
+
+        await wait_for(all_reviewed, 60, "every task in review", cluster)
+        starts = {task_id: workers_of(await core.history(task_id)) for task_id in ids}
+    assert all(len(w) == 1 for w in starts.values()), (starts, cluster.logs())   # each task started once
+    assert {w[0] for w in starts.values()} == {"w1", "w2"}, starts      # by both workers
+    assert running_on >= {"w1", "w2"}
+    # The one slack process showed all of it: a thread per task, the board with ten in review.
+    await wait_for(lambda: all(f"#{i}" in emu.text_of(emu.pinned(BOARD)[0]) for i in ids), 20, "board", cluster)
+    # Slack's pace (about one post a second per channel) spreads the thread roots out.
+    roots = await wait_for(lambda: (r := [m for m in emu.messages(BOARD) if "dispatched by" in emu.text_of(m)])
+                           and len(r) >= 10 and r, 40, "a thread per task", cluster)
+    assert len(roots) == 10
+    assert len(emu.pinned(BOARD)) == 1
+    assert "Traceback" not in cluster.logs()
