@@ -47,16 +47,17 @@ class Cluster:
     tmp: Path
     repo: Path
     db_url: str
-    agents: dict[str, list[dict]]
+    agents: dict[str, list[dict] | dict]     # name -> steps, or {"steps": [...], "resume": False}
     processes: list[Process] = field(default_factory=list)
 
     def __post_init__(self):
         self.config = self.tmp / "taskpin.toml"
         lines = ["[repos.app]", f"path = {json.dumps(str(self.repo))}", 'base_branch = "main"', ""]
-        for name, steps in self.agents.items():
+        for name, spec in self.agents.items():
+            steps, resume = (spec, True) if isinstance(spec, list) else (spec["steps"], spec.get("resume", True))
             lines += [f"[agents.{name}]", 'kind = "command"',
                       f"command = [{json.dumps(sys.executable)}, {json.dumps(AGENT)}]", "stop_grace_s = 1",
-                      "resume = true", "", f"[agents.{name}.env]",
+                      f"resume = {'true' if resume else 'false'}", "", f"[agents.{name}.env]",
                       f"SCRIPTED_AGENT_SCRIPT = {json.dumps(json.dumps(steps))}", ""]
         self.config.write_text("\n".join(lines))
 

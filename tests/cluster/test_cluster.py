@@ -109,3 +109,76 @@ async def test_ten_tasks_are_spread_over_two_workers_and_shown_by_one_slack_proc
     assert len(roots) == 10
     assert len(emu.pinned(BOARD)) == 1
     assert "Traceback" not in cluster.logs()
+
+
+QUESTION = "Which greeting?"
+ASKER = [{"emit": {"type": "session", "id": "s-1"}},
+         {"ask": {"id": "q1", "kind": "question", "prompt": QUESTION,
+                  "options": [{"id": "hi", "label": "Hi"}, {"id": "hello", "label": "Hello"}]}},
+         {"finish": "answered"}]
+HANGER = {"steps": [{"sleep": 120}], "resume": False}
+FAST_LEASES = {"TASKPIN_LEASE_TTL_S": "4"}
+
+
+def thread_root(emu, task_id: int) -> dict | None:
+    return next((m for m in emu.messages(BOARD) if f"#{task_id}" in emu.text_of(m)
+                 and "dispatched by" in emu.text_of(m)), None)
+
+
+def questions_in(emu, root: dict) -> list[dict]:
+    return [m for m in emu.thread(BOARD, root["ts"]) if QUESTION in emu.text_of(m)]
+
+
+async def test_a_killed_worker_s_tasks_are_taken_over_resumed_or_failed_with_its_name(emu, cluster_factory):
+    cluster = cluster_factory({"asker": ASKER, "hanger": HANGER})
+    emu.dispatcher.socket.spread = True
+    slack = cluster.start("slack", "slack-1", **FAST_LEASES)
+    w1 = cluster.start("worker", "w1", **FAST_LEASES)
+    await started(cluster, slack, w1)
+    async with Dispatcher(cluster) as core:
+        askers = await dispatch_all(core, 2, "asker")
+        [hanger] = await dispatch_all(core, 1, "hanger")
+
+        async def settled_on(worker: str, states) -> bool:
+            tasks = {t.id: t for t in await core.list_tasks()}
+            return all(tasks[i].state is states[i] and tasks[i].worker == worker for i in states)
+
+        blocked_on_w1 = {askers[0]: S.BLOCKED, askers[1]: S.BLOCKED, hanger: S.IN_PROGRESS}
+        await wait_for(lambda: settled_on("w1", blocked_on_w1), 30, "running and blocked on w1", cluster)
+        await wait_for(lambda: all(len(agent_processes(i)) == 1 for i in (*askers, hanger)), 10, "agents", cluster)
+        w2 = cluster.start("worker", "w2", **FAST_LEASES)
+        await started(cluster, w2)
+
+        cluster.kill9(w1)
+        killed_at = time.time()
+        # Within 30 s of the death: the askers resume on w2 (and ask again), the hanger fails.
+        await wait_for(lambda: settled_on("w2", {askers[0]: S.BLOCKED, askers[1]: S.BLOCKED}), 30,
+                       "askers resumed on w2", cluster)
+        failed = await wait_for(lambda: _failed(core, hanger), 30, "hanger failed", cluster)
+        assert failed.failure_reason == "worker w1 lost", failed.failure_reason
+        takeovers = []
+        for task_id in (*askers, hanger):
+            takeovers += [t for t in await core.history(task_id) if "worker w1 lost" in t.reason]
+        MEASURED["worker takeover after kill -9 (s)"] = [round(t.at.timestamp() - killed_at, 2) for t in takeovers]
+        print("\nworker takeover after kill -9:", MEASURED["worker takeover after kill -9 (s)"])
+        assert len(takeovers) == 3
+        # No duplicate agent: one per resumed task (w1's are gone), none for the failed one.
+        await wait_for(lambda: [len(agent_processes(i)) for i in (*askers, hanger)] == [1, 1, 0], 10,
+                       "one agent per live task", cluster)
+        # Nothing lost: the resumed agents' new questions reach the thread through the slack process,
+        # and the owner's answer there reaches the agent on w2.
+        for task_id in askers:
+            root = await wait_for(lambda task_id=task_id: thread_root(emu, task_id), 30, "thread", cluster)
+            await wait_for(lambda root=root: len(questions_in(emu, root)) == 2, 30, "the second question", cluster)
+            await emu.user_message(OWNER, BOARD, "hello", thread_ts=root["ts"])
+        await wait_for(lambda: _all_in(core, askers, S.AWAITING_REVIEW), 30, "answered on w2", cluster)
+        assert "Traceback" not in cluster.logs()
+
+
+async def _failed(core, task_id):
+    task = await core.get_task(task_id)
+    return task if task.state is S.FAILED else None
+
+
+async def _all_in(core, ids, state) -> bool:
+    return all(task.state is state for task in [await core.get_task(i) for i in ids])
