@@ -182,3 +182,71 @@ async def _failed(core, task_id):
 
 async def _all_in(core, ids, state) -> bool:
     return all(task.state is state for task in [await core.get_task(i) for i in ids])
+
+
+def board_ts(emu) -> str | None:
+    pinned = emu.pinned(BOARD)
+    return pinned[0]["ts"] if pinned else None
+
+
+def boards_posted(emu) -> list[dict]:
+    """Every top-level message that is a board (whatever its pin state)."""
+    return [m for m in emu.messages(BOARD) if any(b.get("block_id", "").startswith("board")
+                                                  for b in m.get("blocks") or [])]
+
+
+async def test_the_second_slack_process_edits_the_same_board_within_10s_of_the_writer_s_death(emu, cluster_factory):
+    cluster = cluster_factory({"bot": [{"finish": "done"}]})
+    emu.dispatcher.socket.spread = True
+    first = cluster.start("slack", "slack-a")
+    await started(cluster, first)
+    await wait_for(lambda: board_ts(emu), 20, "the board", cluster)
+    second = cluster.start("slack", "slack-b")
+    await started(cluster, second)
+    assert "another process edits it" in second.text()
+    ts = board_ts(emu)
+    async with Dispatcher(cluster) as core:
+        before = await core.create_task(prompt="before the kill", owner=OWNER)
+        await wait_for(lambda: f"#{before.id}" in emu.text_of(emu.message(BOARD, ts)), 10, "first card", cluster)
+        cluster.kill9(first)
+        killed_at = time.time()
+        after = await core.create_task(prompt="after the kill", owner=OWNER)
+        await wait_for(lambda: f"#{after.id}" in emu.text_of(emu.message(BOARD, ts)), 10,
+                       "the same board edited by the survivor", cluster, interval=0.05)
+        took = round(time.time() - killed_at, 2)
+    MEASURED["board writer takeover after kill -9 (s)"] = took
+    print("\nboard writer takeover after kill -9:", took)
+    assert board_ts(emu) == ts and len(emu.pinned(BOARD)) == 1
+    assert len(boards_posted(emu)) == 1, "no second board was ever posted"
+    assert "took over the board" in second.text()
+
+
+async def test_the_same_click_delivered_to_both_slack_processes_has_one_effect(emu, cluster_factory):
+    cluster = cluster_factory({"bot": [{"finish": "done"}]})
+    first = cluster.start("slack", "slack-a")
+    await started(cluster, first)
+    second = cluster.start("slack", "slack-b")
+    await started(cluster, second)
+    await wait_for(lambda: len(emu.dispatcher.socket.live) == 2, 20, "both connected", cluster)
+    worker = cluster.start("worker", "w1")
+    await started(cluster, worker)
+    async with Dispatcher(cluster) as core:
+        task = await core.create_task(prompt="click me once", owner=OWNER)
+        action_id = make_action_id(ActionId.DISPATCH, task.id)
+        board = await wait_for(lambda: next((m for m in emu.pinned(BOARD) if any(
+            el.get("action_id") == action_id for _b, el in iter_elements(m.get("blocks") or []))), None), 20,
+            "the Dispatch button", cluster)
+        first_click = asyncio.create_task(emu.click_button(OWNER, BOARD, board["ts"], action_id, str(task.id),
+                                                           connection=0))
+        await wait_for(lambda: emu.deliveries and emu.deliveries[-1].kind == "block_actions", 5, "sent", cluster,
+                       interval=0.001)
+        same = emu.deliveries[-1]
+        acks = await asyncio.gather(first_click, emu.deliver(same.type, same.payload, connection=1))
+        assert all(a.acked for a in acks)
+        await wait_for(lambda: _all_in(core, [task.id], S.AWAITING_REVIEW), 30, "the one run", cluster)
+        dispatches = [t for t in await core.history(task.id) if t.from_state is S.BACKLOG]
+    assert len(dispatches) == 1, dispatches
+    await wait_for(lambda: thread_root(emu, task.id), 20, "its thread", cluster)
+    assert len([m for m in emu.messages(BOARD) if "dispatched by" in emu.text_of(m)]) == 1
+    assert not [e for e in emu.ws.ephemerals if "already" in json.dumps(e)], "the second click was refused aloud"
+    assert ["dropped a redelivery" in p.text() for p in (first, second)].count(True) == 1
