@@ -27,6 +27,7 @@ class Leadership:
         self.ttl_s, self.interval_s = ttl_s, interval_s
         self.lease: Lease | None = None
         self.gained = 0                    # how many times this process took the role
+        self.closing = False               # set by close(): the loss that follows is a shutdown
         self._renewed_at = 0.0
         self._task: asyncio.Task | None = None
         self._changed = asyncio.Event()
@@ -42,6 +43,7 @@ class Leadership:
         self._task = asyncio.create_task(self._run(), name=f"lease:{self.key}")
 
     async def close(self) -> None:
+        self.closing = True
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

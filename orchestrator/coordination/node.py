@@ -95,6 +95,8 @@ async def _hold_name(coordinator: Coordinator) -> Leadership:
         pass
 
     async def lost() -> None:
+        if process.closing:
+            return
         log.error("this process's name %s was taken by another process: give each taskpin process its own "
                   "TASKPIN_WORKER_NAME", coordinator.name)
 

@@ -17,7 +17,7 @@ async def emu():
 
 
 @pytest.fixture
-def cluster_factory(emu, tmp_path, git_repo, pg_url):
+async def cluster_factory(emu, tmp_path, git_repo, pg_url):
     made: list[Cluster] = []
 
     def make(agents: dict[str, list[dict]]) -> Cluster:
@@ -27,4 +27,4 @@ def cluster_factory(emu, tmp_path, git_repo, pg_url):
 
     yield make
     for cluster in made:
-        cluster.stop_all()
+        await cluster.stop_all()

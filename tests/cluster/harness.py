@@ -2,6 +2,7 @@
 to the project's Slack emulator running in the test process."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -92,14 +93,17 @@ class Cluster:
                 raise AssertionError(f"{p.name} exited with {p.popen.returncode}:\n{p.text()}")
         return True
 
-    def stop_all(self) -> None:
+    async def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM to every process, then wait without blocking the loop (the emulator, here,
+        must answer their Socket Mode close handshakes); SIGKILL what is left."""
         for p in self.processes:
             if p.alive():
                 p.popen.send_signal(signal.SIGTERM)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(p.alive() for p in self.processes) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         for p in self.processes:
-            try:
-                p.popen.wait(20)
-            except subprocess.TimeoutExpired:
+            if p.alive():
                 p.popen.kill()
                 p.popen.wait(5)
 
