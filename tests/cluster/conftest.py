@@ -20,8 +20,8 @@ async def emu():
 async def cluster_factory(emu, tmp_path, git_repo, pg_url):
     made: list[Cluster] = []
 
-    def make(agents: dict[str, list[dict]]) -> Cluster:
-        cluster = Cluster(emu, tmp_path, git_repo, pg_url, agents)
+    def make(agents: dict, **options) -> Cluster:
+        cluster = Cluster(emu, tmp_path, git_repo, pg_url, agents, **options)
         made.append(cluster)
         return cluster
 

@@ -49,11 +49,13 @@ class Cluster:
     repo: Path
     db_url: str
     agents: dict[str, list[dict] | dict]     # name -> steps, or {"steps": [...], "resume": False}
+    on_approve: str = "none"
     processes: list[Process] = field(default_factory=list)
 
     def __post_init__(self):
         self.config = self.tmp / "taskpin.toml"
-        lines = ["[repos.app]", f"path = {json.dumps(str(self.repo))}", 'base_branch = "main"', ""]
+        lines = ["[repos.app]", f"path = {json.dumps(str(self.repo))}", 'base_branch = "main"',
+                 f"on_approve = {json.dumps(self.on_approve)}", ""]
         for name, spec in self.agents.items():
             steps, resume = (spec, True) if isinstance(spec, list) else (spec["steps"], spec.get("resume", True))
             lines += [f"[agents.{name}]", 'kind = "command"',
