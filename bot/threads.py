@@ -24,12 +24,20 @@ from orchestrator import (
     InterventionResolved,
     Orchestrator,
     TaskState,
+    TaskNotice,
     TaskStateChanged,
     TaskView,
 )
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
-from .blocks.thread import dispatch_message, milestone_message, output_summary_message, result_message, review_message
+from .blocks.thread import (
+    dispatch_message,
+    milestone_message,
+    notice_message,
+    output_summary_message,
+    result_message,
+    review_message,
+)
 from .poster import ChannelPoster, Priority
 from .slack_errors import describe
 
@@ -126,6 +134,9 @@ class TaskThreads:
             case AttemptFailed(task=task, attempt=n, error=error, retry_in=retry_in):
                 retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
                 await self._reply(task, milestone_message(task, f"attempt {n} failed: {error}{retry}"),
+                                  "milestone", Priority.MILESTONE)
+            case TaskNotice(task=task, text=text, link=url, link_text=url_text, warning=warning):
+                await self._reply(task, notice_message(task, text, url=url, url_text=url_text, warning=warning),
                                   "milestone", Priority.MILESTONE)
             case TaskStateChanged():
                 await self._on_state_changed(event)

@@ -22,6 +22,7 @@ from .states import IllegalTransition, TaskState
 from .store import Store
 from .store.tables import utcnow
 from .workspaces import Workspaces, branch_name
+from .worktree_setup import port_pool
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -54,6 +55,7 @@ class Orchestrator:
         self.outbox = Outbox(store)   # what the surface must still get out, in order
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
+        self.ports = port_pool(settings)   # a distinct port range per live task
         self._harnesses: dict[str, Harness] = {}
         self._runners: dict[int, TaskRunner] = {}
         self._runner_tasks: set[asyncio.Task] = set()

@@ -12,6 +12,7 @@ import re
 import shutil
 import threading
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 import git
@@ -286,7 +287,10 @@ class Workspaces:
         except git.GitCommandError:
             return False   # the branch exists, a stale registration...: nothing was created
 
-    def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR) -> str | None:
+    def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR, *,
+                   exclude: Sequence[str] = ()) -> str | None:
+        """Commit everything in the worktree but the `exclude` paths (files taskpin copied in,
+        such as .env: local configuration, never part of the task's branch)."""
         worktree = Path(worktree).resolve()
         if not worktree.is_relative_to(self.root) or worktree == self.root:
             raise WorkspaceError(f"{worktree} is not a task worktree under {self.root}.")
@@ -296,7 +300,7 @@ class Workspaces:
             raise WorkspaceError(f"The worktree {worktree} is on a detached HEAD, so its work would not "
                                  f"land on the task branch; check the task branch out there and retry.")
         try:
-            repo.git.add("--all")
+            repo.git.add("--all", "--", ".", *(f":(exclude,literal){path}" for path in exclude))
             if repo.git.diff("--cached", "--quiet", with_exceptions=False, with_extended_output=True)[0] == 0:
                 return None
             repo.git.commit("--no-verify", "--no-gpg-sign", "--quiet", "-m",
