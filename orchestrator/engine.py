@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
+from . import retention
 from .config import OnApprove, Settings
 from .crashpoints import crash_point
 from .errors import ActionRefused, InvalidInput, NotAllowed
@@ -101,6 +102,10 @@ class Orchestrator:
                 await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
             except Exception as exc:   # the next hour tries again
                 log.warning("could not prune old delivery ids: %s", exc)
+            try:
+                await retention.collect(self)   # old worktrees of finished tasks
+            except Exception as exc:
+                log.warning("could not remove old worktrees: %s", exc)
 
     # ---- configuration the surface needs -------------------------------------------------
 
