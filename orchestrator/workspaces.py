@@ -375,6 +375,17 @@ class Workspaces:
                                             kill_after_timeout=PUSH_TIMEOUT_S)
         return status == 0 and out.split("\t", 1)[0].strip() == head
 
+    def remote_head(self, repo_path: Path, branch: str, remote: str) -> str | None:
+        """The commit `remote` has for `branch`, or None (no such branch there, or no answer)."""
+        repo = _open(repo_path)
+        if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
+            return None
+        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{_check_branch(branch)}",
+                                            with_exceptions=False, with_extended_output=True,
+                                            env={"GIT_TERMINAL_PROMPT": "0"}, kill_after_timeout=PUSH_TIMEOUT_S)
+        sha = out.split("\t", 1)[0].strip() if status == 0 else ""
+        return sha or None
+
     def push(self, repo_path: Path, branch: str, remote: str) -> None:
         repo = _open(repo_path)
         _head_of(repo, branch)
