@@ -105,7 +105,7 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
     core, slack, problems = load_settings()
     problems += config_problems(core)
     if core is not None:
-        problems += await check_all(core)
+        problems += await check_all(core, online=online)
     if slack is not None and include_slack:
         static = check_slack(slack)
         problems += static
@@ -165,7 +165,8 @@ def cmd_run(args) -> int:
     from .logging_setup import setup_logging
     from .runtime import serve
 
-    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret) if s]
+    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret,
+                                              core.github_token) if s]
     setup_logging(args.log_level, secrets)
     try:
         asyncio.run(serve(core, slack))

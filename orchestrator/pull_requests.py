@@ -53,6 +53,24 @@ def pull_request_body(task: "TaskView", summary: str, link: str | None) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+def github_repo_of(name: str, repo: RepoConfig) -> str:
+    """owner/name on GitHub: `github_repo`, else read from the remote's URL."""
+    if repo.github_repo:
+        return repo.github_repo
+    import git
+
+    try:
+        url = git.Repo(repo.path).remote(repo.remote).url
+    except (ValueError, git.exc.GitError, OSError):
+        url = ""
+    found = repo_from_remote_url(url)
+    if not found:
+        raise ActionRefused(f"taskpin cannot tell which GitHub repository {name} is (remote {repo.remote!r} is "
+                            f"not a GitHub URL); set github_repo = \"owner/name\" in [repos.{name}], then approve "
+                            "again")
+    return found
+
+
 class PullRequests:
     def __init__(self, core: "Orchestrator"):
         self.core = core
@@ -75,21 +93,7 @@ class PullRequests:
         return {task_id: ref.url for task_id, ref in refs.items() if ref is not None}
 
     def github_repo(self, name: str, repo: RepoConfig) -> str:
-        """owner/name on GitHub: `github_repo`, else read from the remote's URL."""
-        if repo.github_repo:
-            return repo.github_repo
-        import git
-
-        try:
-            url = git.Repo(repo.path).remote(repo.remote).url
-        except (ValueError, git.exc.GitError, OSError):
-            url = ""
-        found = repo_from_remote_url(url)
-        if not found:
-            raise ActionRefused(f"taskpin cannot tell which GitHub repository {name} is (remote {repo.remote!r} is "
-                                f"not a GitHub URL); set github_repo = \"owner/name\" in [repos.{name}], then approve "
-                                "again")
-        return found
+        return github_repo_of(name, repo)
 
     def client(self, repo: RepoConfig) -> GitHub:
         settings = self.core.settings
