@@ -55,6 +55,12 @@ async def thread_urls(core: Orchestrator) -> dict[int, str]:
     return {int(k[len(THREAD_KEY):]): v["url"] for k, v in items.items() if isinstance(v, dict) and v.get("url")}
 
 
+async def thread_url(core: Orchestrator, task_id: int) -> str | None:
+    """The task's thread in Slack, for links from elsewhere (a pull request's description)."""
+    stored = await core.kv_get(THREAD_KEY + str(task_id))
+    return stored.get("url") if isinstance(stored, dict) else None
+
+
 async def task_for_thread(core: Orchestrator, thread_ts: str) -> int | None:
     value = await core.kv_get(THREAD_TS_KEY + thread_ts)
     return int(value) if value is not None else None
