@@ -79,7 +79,7 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
     try:
         quick = parse(text)
     except QuickTextError as exc:
-        await tell(svc, user, f"{str(exc)[:1].upper()}{str(exc)[1:]}. `/task help` shows the syntax.", respond=respond)
+        await tell(svc, user, f"{str(exc)[:1].upper()}{str(exc)[1:]}. /task help shows the syntax.", respond=respond)
         return
     problems = [choice_problem("repository", "repo", quick.repo, core.repo_names(), settings.default_repo),
                 choice_problem("agent", "agent", quick.agent, core.agent_names(), settings.default_agent)]
@@ -91,7 +91,7 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
     if quick.depends_on:
         if not _takes_dependencies(core):
             await tell(svc, user, "Dependencies are coming; create the task without "
-                                  f"`after {' '.join('#' + str(n) for n in quick.depends_on)}` for now.",
+                                  f"\"after {' '.join('#' + str(n) for n in quick.depends_on)}\" for now.",
                        respond=respond)
             return
         extra["depends_on"] = list(quick.depends_on)
