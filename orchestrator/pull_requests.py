@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .config import OnApprove, RepoConfig
 from .errors import ActionRefused
-from .events import TaskNotice, TaskStateChanged
+from .events import Subscription, TaskNotice, TaskStateChanged
 from .github import GitHub, GitHubError, PullRequestRef, repo_from_remote_url
 from .states import TaskState
 
@@ -76,7 +76,7 @@ class PullRequests:
         self.core = core
         # Set by the surface: task id -> the address of the task's page there (a Slack thread).
         self.task_link: Callable[[int], Awaitable[str | None]] | None = None
-        self._sub = None
+        self._sub: Subscription | None = None
 
     def start(self) -> None:
         self._sub = self.core.bus.subscribe(self._on_event, name="pull-requests")

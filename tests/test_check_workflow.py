@@ -8,7 +8,6 @@ import pytest
 
 from orchestrator.check import check_all, check_github
 from orchestrator.config import Settings
-
 from tests.cli_helpers import clean_env
 from tests.fakes.github_api import FakeGitHub
 

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from orchestrator import ActionRefused, TaskNotice, TaskState
 from orchestrator.github import repo_from_remote_url
-
+from orchestrator.store.tables import TaskRow
 from tests.fakes.github_api import FakeGitHub
 
 from .helpers import Recorder, make_settings, started, wait_state, wait_until
@@ -248,3 +249,29 @@ def test_pull_request_ref_roundtrip_through_json():
     ref = PullRequestRef("acme/app", 7, "https://github.example/acme/app/pull/7", "taskpin/1-x")
     assert PullRequestRef.from_dict(json.loads(json.dumps(ref.to_dict()))) == ref
     assert PullRequestRef.from_dict({"number": "x"}) is None
+
+
+async def test_an_approval_interrupted_by_a_crash_settles_on_what_landed(tmp_path, git_repo, github):
+    """Recovery of a task left in approving: completed when its pull request was recorded and the
+    branch is on the remote, back in review (approve again) when it never got that far."""
+    from orchestrator.recovery import settle_approval
+
+    core = await started(pr_settings(tmp_path, git_repo, github.url))
+    try:
+        landed, lost = await to_review(core, "First"), await to_review(core, "Second")
+        await core.approve(landed.id, actor="U1")
+        for task in (landed, lost):
+            task = await core.get_task(task.id)
+            if task.state is S.COMPLETED:   # as a crash right after the pull request would have left it
+                async with core.store.session() as session, session.begin():
+                    await session.execute(update(TaskRow).where(TaskRow.id == task.id)
+                                          .values(state=S.APPROVING.value))
+            else:
+                await core._transition(task, S.APPROVING, actor="U1", reason="approving (pull_request)")
+        for task_id in (landed.id, lost.id):
+            await settle_approval(core, await core.get_task(task_id))
+        assert (await core.get_task(landed.id)).state is S.COMPLETED
+        assert (await core.get_task(lost.id)).state is S.AWAITING_REVIEW
+        assert len(github.pulls) == 1
+    finally:
+        await core.close()

@@ -9,7 +9,6 @@ from pathlib import Path
 from orchestrator import TaskState
 from orchestrator.retention import _changed_paths, collect, due, unsaved_work
 from orchestrator.store.tables import utcnow
-
 from tests.cli_helpers import clean_env
 
 from .helpers import make_settings, scripted, started, wait_state

@@ -8,7 +8,6 @@ import sys
 from bot.ids import ActionId, make_action_id
 from bot.listeners.commands import HELP
 from orchestrator import TaskState
-
 from tests.core.helpers import scripted, wait_state
 from tests.core.test_pull_requests import CHANGING_AGENT, TOKEN, bare_remote
 from tests.fakes.github_api import FakeGitHub
