@@ -105,7 +105,7 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
     core, slack, problems = load_settings()
     problems += config_problems(core)
     if core is not None:
-        problems += await check_all(core)
+        problems += await check_all(core, online=online)
     if slack is not None and include_slack:
         static = check_slack(slack)
         problems += static
@@ -165,7 +165,8 @@ def cmd_run(args) -> int:
     from .logging_setup import setup_logging
     from .runtime import serve
 
-    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret) if s]
+    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret,
+                                              core.github_token) if s]
     setup_logging(args.log_level, secrets)
     try:
         asyncio.run(serve(core, slack))
@@ -176,6 +177,41 @@ def cmd_run(args) -> int:
         print(f"taskpin: stopped: {one_line(exc)}", file=sys.stderr)
         print("taskpin: run `taskpin check`; `taskpin run --log-level DEBUG` logs the details", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_gc(args) -> int:
+    """Remove (or, with --dry-run, list) the worktrees of finished tasks past their retention."""
+    core, _, problems = load_settings()
+    url_problem = database_url_problem(core.database_url) if core is not None else None
+    if core is None or url_problem is not None:
+        print_problems([url_problem] if url_problem else problems)
+        return 1
+
+    async def run():
+        from orchestrator import Orchestrator
+        from orchestrator import retention
+
+        orchestrator = await Orchestrator.open(core)
+        try:
+            return await retention.collect(orchestrator, dry_run=args.dry_run)
+        finally:
+            await orchestrator.store.close()
+
+    try:
+        verdicts = asyncio.run(run())
+    except Exception as exc:
+        print(f"taskpin gc: failed: {one_line(exc)}", file=sys.stderr)
+        return 1
+    removed = [v for v in verdicts if v.remove]
+    for verdict in verdicts:
+        verb = ("would remove" if args.dry_run else "removed") if verdict.remove else "kept"
+        why = verdict.why.removeprefix("kept: ")
+        print(f"{verb} #{verdict.task_id} {verdict.worktree} ({why})")
+    days = f"{core.worktree_retention_days:g}"
+    print(f"taskpin gc: {len(removed)} worktree(s) {'would go' if args.dry_run else 'removed'}, "
+          f"{len(verdicts) - len(removed)} kept (finished more than {days} day(s) ago; "
+          f"TASKPIN_WORKTREE_RETENTION_DAYS)")
     return 0
 
 
@@ -228,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     db.set_defaults(func=cmd_db)
+    gc = sub.add_parser("gc", help="remove the worktrees of finished tasks past worktree_retention_days")
+    gc.add_argument("--dry-run", action="store_true", help="only show what would be removed and what is kept")
+    gc.set_defaults(func=cmd_gc)
     demo = sub.add_parser("demo", help="the whole flow offline: a local Slack emulator, a demo agent, the bot")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     demo.set_defaults(func=cmd_demo)

@@ -19,7 +19,7 @@ from .services import Services
 from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
-from .threads import TaskThreads
+from .threads import TaskThreads, thread_url
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Runtime:
         board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync,
                           update_budget=updates, backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
         threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
+        core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too
         runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads),
                       poster, health)
         try:

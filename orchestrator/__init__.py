@@ -12,6 +12,7 @@ from .events import (
     InterventionRequested,
     InterventionResolved,
     TaskCreated,
+    TaskNotice,
     TaskStateChanged,
     TaskUpdated,
     UsageReported,
@@ -33,7 +34,7 @@ __all__ = [
     "ActionRefused", "AgentConfig", "AgentOutput", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
-    "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",
+    "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
     "Outbox", "OutboxItem", "OutboxStatus",
 ]

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
+from . import retention
 from .config import OnApprove, Settings
 from .crashpoints import crash_point
 from .errors import ActionRefused, InvalidInput, NotAllowed
@@ -17,11 +18,13 @@ from .harness.registry import build_harness
 from .logs import TaskLogs
 from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
 from .outbox import Outbox
+from .pull_requests import PullRequests
 from .runner import Outcome, TaskRunner
 from .states import IllegalTransition, TaskState
 from .store import Store
 from .store.tables import utcnow
 from .workspaces import Workspaces, branch_name
+from .worktree_setup import port_pool
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -41,7 +44,11 @@ def title_from_prompt(prompt: str) -> str:
 
 def approved_reason(action: OnApprove, task: TaskView, repo) -> str:
     return {OnApprove.MERGE: f"approved; merged into {task.base_branch}",
-            OnApprove.PUSH: f"approved; pushed to {repo.remote if repo else ''}"}.get(action, "approved")
+            OnApprove.PUSH: f"approved; pushed to {repo.remote if repo else ''}",
+            OnApprove.PULL_REQUEST: "approved; pull request opened"}.get(action, "approved")
+
+
+ACTION_VERB = {OnApprove.PULL_REQUEST: "open a pull request for"}
 
 
 class Orchestrator:
@@ -54,6 +61,8 @@ class Orchestrator:
         self.outbox = Outbox(store)   # what the surface must still get out, in order
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
+        self.ports = port_pool(settings)   # a distinct port range per live task
+        self.pull_requests = PullRequests(self)
         self._harnesses: dict[str, Harness] = {}
         self._runners: dict[int, TaskRunner] = {}
         self._runner_tasks: set[asyncio.Task] = set()
@@ -73,6 +82,7 @@ class Orchestrator:
         from .recovery import recover
 
         await recover(self)
+        self.pull_requests.start()
         self.logs.prune()
         await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
@@ -99,6 +109,10 @@ class Orchestrator:
                 await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
             except Exception as exc:   # the next hour tries again
                 log.warning("could not prune old delivery ids: %s", exc)
+            try:
+                await retention.collect(self)   # old worktrees of finished tasks
+            except Exception as exc:
+                log.warning("could not remove old worktrees: %s", exc)
 
     # ---- configuration the surface needs -------------------------------------------------
 
@@ -298,6 +312,8 @@ class Orchestrator:
                     f"{task.base_branch} is checked out in {checkouts[0]}, and taskpin never moves a branch under "
                     f"someone's checkout. Check out another branch there (or point taskpin at a dedicated clone), "
                     f"then approve again. {task.branch} is kept.")
+        if action is OnApprove.PULL_REQUEST:
+            self.pull_requests.precheck(task, repo)
         task = await self._transition(task, S.APPROVING, actor=actor, reason=f"approving ({action.value})")
         crash_point("approve.claimed")
         try:
@@ -306,8 +322,10 @@ class Orchestrator:
                                         f"Merge {task.branch} (taskpin {task.short_id}: {task.title})")
             elif action is OnApprove.PUSH:
                 await asyncio.to_thread(self.workspaces.push, repo.path, task.branch, repo.remote)
+            elif action is OnApprove.PULL_REQUEST:
+                await self.pull_requests.open(task, repo)
         except Exception as exc:
-            why = f"could not {action.value} {task.branch}: {exc}"
+            why = f"could not {ACTION_VERB.get(action, action.value)} {task.branch}: {exc}"
             await self._transition(task, S.AWAITING_REVIEW, actor=actor, reason=why)
             raise ActionRefused(why) from exc
         crash_point("approve.acted")

@@ -120,6 +120,8 @@ async def settle_approval(core, task) -> None:
             landed = await asyncio.to_thread(core.workspaces.is_merged, repo.path, task.base_branch, task.branch)
         elif action is OnApprove.PUSH:
             landed = await asyncio.to_thread(core.workspaces.is_pushed, repo.path, task.branch, repo.remote)
+        elif action is OnApprove.PULL_REQUEST:
+            landed = await core.pull_requests.landed(task, repo)
         else:
             landed = True   # nothing to do but record the approval
     except Exception as exc:

@@ -28,6 +28,7 @@ from .harness.base import (
 from .models import InterventionStatus, InterventionView, TaskView
 from .states import IllegalTransition, TaskState
 from .store.tables import utcnow
+from .worktree_setup import prepare_for_runner
 
 if TYPE_CHECKING:
     from .engine import Orchestrator
@@ -124,6 +125,7 @@ class TaskRunner:
         # pending intervention id -> (monotonic time asked, reminded yet)
         self._intervention_clock: dict[int, tuple[float, bool]] = {}
         self.done = asyncio.Event()
+        self.env: dict[str, str] = {}   # for the agent: the task's ports (worktree_setup.py)
 
     # ---- control from the core -------------------------------------------------------
 
@@ -181,6 +183,10 @@ class TaskRunner:
         task = await store.update_task(task.id, worktree=str(workdir), branch=branch,
                                        started_at=task.started_at or utcnow())
         core.bus.publish(TaskUpdated(task))
+        prepared = await prepare_for_runner(core, task, repo, workdir, lambda: self._stop_outcome is not None)
+        if self._stop_outcome or prepared.failure:
+            return self._stop_outcome or Outcome("failed", prepared.failure)
+        self.env = prepared.env
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None
         if resume_id:
@@ -212,7 +218,7 @@ class TaskRunner:
         latest = await store.get_task(task.id)
         self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd)
         spec = SessionSpec(task_id=task.id, workdir=workdir, prompt=prompt, attempt=self.attempt_number,
-                           env={"TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
+                           env={**self.env, "TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
                            log_path=core.logs.path(task.id))
         core.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} starting ({harness.kind}"
                                   f"{', resuming ' + resume_id if resume_id else ''})")
@@ -423,6 +429,7 @@ class TaskRunner:
         except Exception:
             log.exception("task #%s: could not record the outcome %s", self.task_id, outcome)
         finally:
+            core.ports.release(self.task_id)
             core.logs.close(self.task_id)
             self.done.set()
             core._runner_done(self)
@@ -448,7 +455,7 @@ class TaskRunner:
         repo = core.settings.repos[task.repo]
         try:
             await asyncio.to_thread(core.workspaces.commit_all, task.worktree or core.workspaces.path_for(task.id),
-                                    f"{task.title}\n\ntaskpin task #{task.id}")
+                                    f"{task.title}\n\ntaskpin task #{task.id}", exclude=repo.copy_files)
             diff = await asyncio.to_thread(core.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
         except Exception as exc:
             await self._to_failed(Outcome("failed", f"could not commit the agent's work: {exc}"))
