@@ -29,12 +29,14 @@ from .models import (
 )
 from .outbox import Outbox, OutboxItem, OutboxStatus
 from .states import STATE_ORDER, TRANSITIONS, IllegalTransition, TaskState
+from .store import migrate_database
 
 __all__ = [
-    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
+    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary",
+    "Event", "EventBus",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database",
 ]
