@@ -52,9 +52,9 @@ class Orchestrator:
         self.workspaces, self.logs, self.clock = self.world.workspaces, self.world.logs, self.world.clock
         self.outbox = Outbox(store)   # what the surface must still get out, in order
         self._runners: dict[int, TaskRunner] = {}
-        self._runner_tasks: set[asyncio.Task] = set()
+        self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()
-        self._maintenance: asyncio.Task | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._closing = False
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -320,15 +320,6 @@ class Orchestrator:
         if not self.settings.keep_worktrees and repo:
             await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
         return task
-
-    async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:
-        """awaiting_review -> failed, in one compare-and-set (nothing else happens)."""
-        task = await self.store.get_task(task_id)
-        self._require_decide(task, actor, "reject")
-        if task.state is not S.AWAITING_REVIEW:
-            raise await self._refusal(task, S.FAILED)
-        why = f"rejected by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
-        return await self.world.transition(task, S.FAILED, actor=actor, reason=why, failure_reason=why)
 
     async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:
         """awaiting_review -> failed, in one compare-and-set (nothing else happens)."""
