@@ -136,16 +136,10 @@ def cmd_db(args) -> int:
         return 1
 
     async def run() -> None:
-        from orchestrator.store import make_engine
-        from orchestrator.store import migrate
+        from orchestrator import migrate_database
 
-        engine = make_engine(core.database_url)
-        try:
-            if args.action == "upgrade":
-                await migrate.upgrade(engine)
-            print(f"database schema at revision {await migrate.current_revision(engine)}")
-        finally:
-            await engine.dispose()
+        revision = await migrate_database(core.database_url, upgrade=args.action == "upgrade")
+        print(f"database schema at revision {revision}")
 
     try:
         asyncio.run(run())
@@ -190,13 +184,12 @@ def cmd_gc(args) -> int:
 
     async def run():
         from orchestrator import Orchestrator
-        from orchestrator import retention
 
         orchestrator = await Orchestrator.open(core)
         try:
-            return await retention.collect(orchestrator, dry_run=args.dry_run)
+            return await orchestrator.collect_worktrees(dry_run=args.dry_run)
         finally:
-            await orchestrator.store.close()
+            await orchestrator.close()
 
     try:
         verdicts = asyncio.run(run())

@@ -7,6 +7,7 @@ from .blocks.text import escape_mrkdwn, user_mention
 
 _STATE_WORDS = {
     TaskState.BACKLOG: "in the backlog",
+    TaskState.QUEUED: "already dispatched (waiting for a session slot)",
     TaskState.IN_PROGRESS: "already running",
     TaskState.BLOCKED: "running (waiting for an answer)",
     TaskState.AWAITING_REVIEW: "awaiting review",
@@ -20,8 +21,8 @@ _DONE_WORDS = (
     (TaskState.COMPLETED, "", "was already approved"),
     (TaskState.FAILED, "rejected", "was already rejected"),
     (TaskState.FAILED, "cancelled", "was already cancelled"),
-    (TaskState.IN_PROGRESS, "changes requested", "was already sent back for changes"),
-    (TaskState.IN_PROGRESS, "dispatched", "was already dispatched"),
+    (TaskState.QUEUED, "changes requested", "was already sent back for changes"),
+    (TaskState.QUEUED, "dispatched", "was already dispatched"),
     (TaskState.BACKLOG, "retry", "was already put back in the backlog"),
 )
 

@@ -120,12 +120,9 @@ class Runtime:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         """The database, and Slack as taskpin's recent calls found it (no call is made here)."""
-        checks: dict = {"database": "ok", "slack": self.health.summary}
-        healthy = self.health.ok
-        try:
-            await self.core.kv_get("healthz")
-        except Exception:
-            checks["database"], healthy = "unreachable", False
+        core = await self.core.health()
+        checks: dict = {"database": core["database"], "slack": self.health.summary}
+        healthy = self.health.ok and bool(core["ok"])
         if self.socket is not None:
             session = getattr(self.socket.client, "current_session", None)
             connected = session is not None and not session.closed
@@ -134,7 +131,7 @@ class Runtime:
             elif self.health.ok:
                 checks["slack"] = "connected"
             healthy = healthy and connected
-        checks["running_sessions"] = self.core.running_sessions
+        checks["running_sessions"] = core["running_sessions"]
         checks["outbox_pending"] = self.poster.pending
         return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
 

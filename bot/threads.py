@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import (
     AgentOutput,
+    AnswerNotDelivered,
     AttemptFailed,
     InterventionReminder,
     InterventionRequested,
@@ -51,7 +52,7 @@ OUTPUT_LINES_KEPT = 40
 
 
 async def thread_urls(core: Orchestrator) -> dict[int, str]:
-    items = await core.store.kv_items(THREAD_KEY)
+    items = await core.kv_items(THREAD_KEY)
     return {int(k[len(THREAD_KEY):]): v["url"] for k, v in items.items() if isinstance(v, dict) and v.get("url")}
 
 
@@ -137,6 +138,10 @@ class TaskThreads:
                 await self._reply(task, render_intervention_reminder(task, iv, owner=task.owner,
                                                                      now=datetime.now(timezone.utc)),
                                   "reminder", Priority.INTERVENTION)
+            case AnswerNotDelivered(task=task, actor=actor, error=error):
+                await self._reply(task, milestone_message(
+                    task, f"the answer could not reach the agent ({error}); the question is still open, "
+                          "answer it again", by=actor), "milestone", Priority.INTERVENTION)
             case AttemptFailed(task=task, attempt=n, error=error, retry_in=retry_in):
                 retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
                 await self._reply(task, milestone_message(task, f"attempt {n} failed: {error}{retry}"),
@@ -149,7 +154,7 @@ class TaskThreads:
 
     async def _on_state_changed(self, event: TaskStateChanged) -> None:
         task, before, after = event.task, event.from_state, event.to_state
-        if before is S.BACKLOG and after is S.IN_PROGRESS:
+        if before is S.BACKLOG and after is S.QUEUED:
             async with self._writing:
                 await self._thread(task, actor=event.actor)
         elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed
@@ -159,7 +164,7 @@ class TaskThreads:
             await self._flush_then(task, review_message(task), "review")
         elif after in (S.COMPLETED, S.FAILED) and before is not S.BACKLOG:
             await self._flush_then(task, result_message(task), "result")
-        elif before is S.AWAITING_REVIEW and after is S.IN_PROGRESS:
+        elif before is S.AWAITING_REVIEW and after is S.QUEUED:
             await self._reply(task, milestone_message(task, "changes requested", by=event.actor),
                               "milestone", Priority.MILESTONE)
 

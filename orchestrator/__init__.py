@@ -2,9 +2,10 @@
 other surface) uses only what is exported here."""
 from .config import AgentConfig, OnApprove, RepoConfig, Settings
 from .engine import Orchestrator
-from .errors import ActionRefused, IllegalTransition, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
+from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
 from .events import (
     AgentOutput,
+    AnswerNotDelivered,
     AttemptFailed,
     Event,
     EventBus,
@@ -28,13 +29,15 @@ from .models import (
     TransitionRecord,
 )
 from .outbox import Outbox, OutboxItem, OutboxStatus
-from .states import STATE_ORDER, TRANSITIONS, TaskState
+from .states import STATE_ORDER, TRANSITIONS, IllegalTransition, TaskState
+from .store import migrate_database
 
 __all__ = [
-    "ActionRefused", "AgentConfig", "AgentOutput", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
+    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary",
+    "Event", "EventBus",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database",
 ]

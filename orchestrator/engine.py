@@ -6,25 +6,27 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
 from datetime import timedelta
 
 from . import retention
+from .approval import ACTION_VERB, approved_reason, on_approve_of
+from .clock import Clock
 from .config import OnApprove, Settings
 from .crashpoints import crash_point
-from .errors import ActionRefused, InvalidInput, NotAllowed
-from .events import EventBus, InterventionReminder, TaskCreated, TaskStateChanged, TaskUpdated
+from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound
+from .events import TaskCreated, TaskUpdated
 from .harness.base import Harness
-from .harness.registry import build_harness
-from .logs import TaskLogs
 from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
 from .outbox import Outbox
 from .pull_requests import PullRequests
+from .recovery import recover
 from .runner import Outcome, TaskRunner
-from .states import IllegalTransition, TaskState
+from .states import LIVE_STATES, IllegalTransition, TaskState
 from .store import Store
 from .store.tables import utcnow
-from .workspaces import Workspaces, branch_name
-from .worktree_setup import port_pool
+from .workspaces import branch_name
+from .world import World
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -42,46 +44,33 @@ def title_from_prompt(prompt: str) -> str:
     return first if len(first) <= TITLE_FROM_PROMPT else first[: TITLE_FROM_PROMPT - 1].rstrip() + "…"
 
 
-def approved_reason(action: OnApprove, task: TaskView, repo) -> str:
-    return {OnApprove.MERGE: f"approved; merged into {task.base_branch}",
-            OnApprove.PUSH: f"approved; pushed to {repo.remote if repo else ''}",
-            OnApprove.PULL_REQUEST: "approved; pull request opened"}.get(action, "approved")
-
-
-ACTION_VERB = {OnApprove.PULL_REQUEST: "open a pull request for"}
-
-
 class Orchestrator:
     """Create, dispatch, answer, follow up, cancel, approve, retry. Events on `bus`."""
 
-    def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
-        self.bus = EventBus()
+    def __init__(self, settings: Settings, store: Store, *, clock: Clock | None = None):
+        # What runs and recovery may touch; the engine reaches the same things through it.
+        self.world = World(settings, store, clock=clock)
+        self.settings, self.store, self.bus = settings, store, self.world.bus
+        self.workspaces, self.logs, self.clock = self.world.workspaces, self.world.logs, self.world.clock
         self.outbox = Outbox(store)   # what the surface must still get out, in order
-        self.workspaces = Workspaces(settings.workspaces_dir)
-        self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
-        self.ports = port_pool(settings)   # a distinct port range per live task
-        self.pull_requests = PullRequests(self)
-        self._harnesses: dict[str, Harness] = {}
+        self.ports = self.world.ports            # a distinct port range per live task
+        self.pull_requests = PullRequests(self.world)
         self._runners: dict[int, TaskRunner] = {}
-        self._runner_tasks: set[asyncio.Task] = set()
+        self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()
-        self._maintenance: asyncio.Task | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._closing = False
 
     # ---- life cycle ----------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, settings: Settings) -> "Orchestrator":
+    async def open(cls, settings: Settings, *, clock: Clock | None = None) -> "Orchestrator":
         """Open the store (applying migrations); call start() to recover and schedule."""
         store = await Store.open(settings.database_url)
-        return cls(settings, store)
+        return cls(settings, store, clock=clock)
 
     async def start(self) -> None:
-        from .recovery import recover
-
-        await recover(self)
+        await recover(self.world)
         self.pull_requests.start()
         self.logs.prune()
         await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
@@ -103,16 +92,21 @@ class Orchestrator:
 
     async def _maintain(self) -> None:
         while True:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)   # housekeeping, not a deadline: real time
             await asyncio.to_thread(self.logs.prune)
             try:
                 await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
             except Exception as exc:   # the next hour tries again
                 log.warning("could not prune old delivery ids: %s", exc)
             try:
-                await retention.collect(self)   # old worktrees of finished tasks
+                await retention.collect(self.world)   # old worktrees of finished tasks
             except Exception as exc:
                 log.warning("could not remove old worktrees: %s", exc)
+
+    async def collect_worktrees(self, *, dry_run: bool = False) -> list[retention.Verdict]:
+        """Remove (or, dry, list) the worktrees of tasks finished longer ago than the retention
+        allows, keeping any that hold work found nowhere else (`taskpin gc`)."""
+        return await retention.collect(self.world, dry_run=dry_run)
 
     # ---- configuration the surface needs -------------------------------------------------
 
@@ -123,15 +117,10 @@ class Orchestrator:
         return list(self.settings.agents)
 
     def harness(self, agent: str) -> Harness:
-        if agent not in self._harnesses:
-            if agent not in self.settings.agents:
-                raise KeyError(f"agent {agent!r}")
-            self._harnesses[agent] = build_harness(agent, self.settings.agents[agent])
-        return self._harnesses[agent]
+        return self.world.harness(agent)
 
     def retry_delay(self, failed_attempts: int) -> float:
-        base = self.settings.retry_backoff_s * (2 ** max(0, failed_attempts - 1))
-        return min(base, self.settings.retry_backoff_max_s)
+        return self.world.retry_delay(failed_attempts)
 
     # ---- who may do what -----------------------------------------------------------------
 
@@ -161,7 +150,10 @@ class Orchestrator:
         return await self.store.list_tasks(states=states, owner=owner)
 
     async def get_intervention(self, intervention_id: int) -> InterventionView | None:
-        return await self.store.get_intervention(intervention_id)
+        """An open question is read from the run that asked it (no database round trip)."""
+        runner = self._runner_asking(intervention_id)
+        question = runner.question(intervention_id) if runner else None
+        return question or await self.store.get_intervention(intervention_id)
 
     async def pending_interventions(self, task_id: int | None = None) -> list[InterventionView]:
         return await self.store.interventions(task_id, status=InterventionStatus.PENDING)
@@ -181,7 +173,18 @@ class Orchestrator:
 
     def accepts_follow_up(self, task_id: int) -> bool:
         runner = self._runners.get(task_id)
-        return bool(runner and runner.session and runner.session.supports_follow_up)
+        return bool(runner and runner.accepts_follow_up)
+
+    async def health(self) -> dict[str, object]:
+        """What a health check reports about the core: whether its database answers, and how
+        many agent sessions run. `ok` is False when the database cannot be reached."""
+        try:
+            await self.store.count_tasks()
+            database = "ok"
+        except Exception as exc:
+            log.warning("health check: the database is unreachable: %s", exc)
+            database = "unreachable"
+        return {"ok": database == "ok", "database": database, "running_sessions": self.running_sessions}
 
     async def claim_delivery(self, key: str) -> bool:
         """True the first time `key` (an inbound delivery's id) is claimed, False for a
@@ -190,11 +193,15 @@ class Orchestrator:
         return await self.store.claim_delivery(key)
 
     # key-value storage for the surface layer (board message location, thread ts...)
-    async def kv_get(self, key: str, default=None):
+    async def kv_get(self, key: str, default: Any = None) -> Any:
         return await self.store.kv_get(key, default)
 
-    async def kv_set(self, key: str, value) -> None:
+    async def kv_set(self, key: str, value: Any) -> None:
         await self.store.kv_set(key, value)
+
+    async def kv_items(self, prefix: str) -> dict[str, Any]:
+        """Every surface value whose key starts with `prefix`."""
+        return await self.store.kv_items(prefix)
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -203,23 +210,23 @@ class Orchestrator:
         self._require_use(owner)
         prompt = (prompt or "").strip()
         if not prompt:
-            raise InvalidInput("the task needs a prompt: say what the agent should do")
+            raise InvalidInput("the task needs a prompt: say what the agent should do", field="prompt")
         if len(prompt) > MAX_PROMPT:
-            raise InvalidInput(f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}")
+            raise InvalidInput(f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}", field="prompt")
         title = " ".join((title or "").split()) or title_from_prompt(prompt)
         if len(title) > MAX_TITLE:
-            raise InvalidInput(f"the title is {len(title)} characters; the limit is {MAX_TITLE}")
+            raise InvalidInput(f"the title is {len(title)} characters; the limit is {MAX_TITLE}", field="title")
         try:
             repo_name, repo_cfg = self.settings.repo(repo)
         except KeyError:
-            raise InvalidInput(self._unknown("repository", repo, self.repo_names())) from None
+            raise InvalidInput(self._unknown("repository", repo, self.repo_names()), field="repo") from None
         try:
             agent_name, _ = self.settings.agent(agent)
         except KeyError:
-            raise InvalidInput(self._unknown("agent", agent, self.agent_names())) from None
+            raise InvalidInput(self._unknown("agent", agent, self.agent_names()), field="agent") from None
         base = (base_branch or "").strip() or repo_cfg.base_branch
         if not _BRANCH_OK.match(base) or ".." in base or base.startswith(("-", "/")) or base.endswith((".lock", "/")):
-            raise InvalidInput(f"{base!r} is not a valid branch name")
+            raise InvalidInput(f"{base!r} is not a valid branch name", field="base_branch")
         task = await self.store.create_task(title=title, prompt=prompt, owner=owner, repo=repo_name,
                                             agent=agent_name, base_branch=base,
                                             branch_for=lambda task_id: branch_name(task_id, title))
@@ -235,40 +242,38 @@ class Orchestrator:
         return f"there is no {what} named {given!r}; known: {', '.join(known)}"
 
     async def dispatch(self, task_id: int, *, actor: str) -> TaskView:
-        """backlog -> in_progress. Two concurrent dispatches of one task start one session."""
+        """backlog -> queued; a free session slot then starts it. Two concurrent dispatches of
+        one task queue it once."""
         self._require_use(actor)
         task = await self.store.get_task(task_id)
         if task.state is not S.BACKLOG:
-            raise await self._refusal(task, S.IN_PROGRESS,
-                                      "it is already running" if task.state in (S.IN_PROGRESS, S.BLOCKED)
+            raise await self._refusal(task, S.QUEUED,
+                                      "it is already running" if task.state in (S.QUEUED, *LIVE_STATES)
                                       else f"it is {task.state.value}")
-        task = await self._transition(task, S.IN_PROGRESS, actor=actor, reason="dispatched",
-                                      queued_at=utcnow(), failure_reason=None, finished_at=None)
+        await self.world.transition(task, S.QUEUED, actor=actor, reason="dispatched",
+                                    queued_at=utcnow(), failure_reason=None, finished_at=None)
         await self.kick()
         return await self.store.get_task(task_id)
 
     async def cancel(self, task_id: int, *, actor: str) -> TaskView:
+        """backlog or queued -> failed at once; a running task's agent is stopped first."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "cancel")
         reason = f"cancelled by {actor}"
-        if task.state is S.BACKLOG:
-            return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
-        if task.state not in (S.IN_PROGRESS, S.BLOCKED):
+        while task.state in (S.BACKLOG, S.QUEUED):
+            try:
+                return await self.world.transition(task, S.FAILED, actor=actor, reason=reason,
+                                                   failure_reason="cancelled")
+            except IllegalTransition:   # it moved on meanwhile (a slot took it): look again
+                task = await self.store.get_task(task_id)
+        if task.state not in LIVE_STATES:
             raise await self._refusal(task, S.FAILED, f"it is {task.state.value}; nothing runs")
-        for _ in range(50):   # the task may be between the queue and its runner for a moment
-            if task.queued and await self.store.claim_from_queue(task_id):
-                return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
-            runner = self._runners.get(task_id)
-            if runner:
-                runner.request_stop(Outcome("cancelled", "cancelled", actor=actor))
-                await asyncio.wait_for(runner.done.wait(), timeout=self.settings.stop_grace_s + 30)
-                return await self._cancelled_or_refused(task_id)
-            await asyncio.sleep(0.02)
-            task = await self.store.get_task(task_id)
-            if task.state not in (S.IN_PROGRESS, S.BLOCKED):
-                return await self._cancelled_or_refused(task_id)
-        # Live state with neither queue entry nor runner: a leftover; fail it so it can be retried.
-        return await self._transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
+        runner = self._runners.get(task_id)
+        if runner is None:   # live, with no run in this process: a leftover; fail it so it can be retried
+            return await self.world.transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
+        runner.request_stop(Outcome("cancelled", "cancelled", actor=actor))
+        await asyncio.wait_for(runner.done.wait(), timeout=self.settings.stop_grace_s + 30)
+        return await self._cancelled_or_refused(task_id)
 
     async def _cancelled_or_refused(self, task_id: int) -> TaskView:
         """After a stop: the task, if the cancel is what ended it; else the cancel lost a race
@@ -292,8 +297,8 @@ class Orchestrator:
         task = await self.store.get_task(task_id)
         if task.state is not S.FAILED:
             raise await self._refusal(task, S.BACKLOG)
-        return await self._transition(task, S.BACKLOG, actor=actor, reason="retry", failure_reason=None,
-                                      pending_prompt=None)
+        return await self.world.transition(task, S.BACKLOG, actor=actor, reason="retry", failure_reason=None,
+                                           pending_prompt=None)
 
     async def approve(self, task_id: int, *, actor: str) -> TaskView:
         """awaiting_review -> approving -> completed. The approval takes the task first (a
@@ -304,7 +309,7 @@ class Orchestrator:
         if task.state is not S.AWAITING_REVIEW:
             raise await self._refusal(task, S.COMPLETED)
         repo = self.settings.repos.get(task.repo)
-        action = repo.on_approve if repo else OnApprove.NONE
+        action = on_approve_of(repo)
         if action is OnApprove.MERGE:
             checkouts = await asyncio.to_thread(self.workspaces.checked_out_at, repo.path, task.base_branch)
             if checkouts:
@@ -314,7 +319,7 @@ class Orchestrator:
                     f"then approve again. {task.branch} is kept.")
         if action is OnApprove.PULL_REQUEST:
             self.pull_requests.precheck(task, repo)
-        task = await self._transition(task, S.APPROVING, actor=actor, reason=f"approving ({action.value})")
+        task = await self.world.transition(task, S.APPROVING, actor=actor, reason=f"approving ({action.value})")
         crash_point("approve.claimed")
         try:
             if action is OnApprove.MERGE:
@@ -326,10 +331,10 @@ class Orchestrator:
                 await self.pull_requests.open(task, repo)
         except Exception as exc:
             why = f"could not {ACTION_VERB.get(action, action.value)} {task.branch}: {exc}"
-            await self._transition(task, S.AWAITING_REVIEW, actor=actor, reason=why)
+            await self.world.transition(task, S.AWAITING_REVIEW, actor=actor, reason=why)
             raise ActionRefused(why) from exc
         crash_point("approve.acted")
-        task = await self._transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
+        task = await self.world.transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
         if not self.settings.keep_worktrees and repo:
             await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
         return task
@@ -341,93 +346,75 @@ class Orchestrator:
         if task.state is not S.AWAITING_REVIEW:
             raise await self._refusal(task, S.FAILED)
         why = f"rejected by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
-        return await self._transition(task, S.FAILED, actor=actor, reason=why, failure_reason=why)
+        return await self.world.transition(task, S.FAILED, actor=actor, reason=why, failure_reason=why)
 
     async def request_changes(self, task_id: int, feedback: str, *, actor: str) -> TaskView:
-        """awaiting_review -> in_progress; the feedback goes to the same agent session."""
+        """awaiting_review -> queued; the feedback goes to the same agent session when it runs."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "request changes on")
         feedback = (feedback or "").strip()
         if not feedback:
-            raise InvalidInput("say what should change: the feedback goes to the agent")
+            raise InvalidInput("say what should change: the feedback goes to the agent", field="feedback")
         if len(feedback) > MAX_PROMPT:
-            raise InvalidInput(f"the feedback is {len(feedback)} characters; the limit is {MAX_PROMPT}")
+            raise InvalidInput(f"the feedback is {len(feedback)} characters; the limit is {MAX_PROMPT}",
+                               field="feedback")
         if task.state is not S.AWAITING_REVIEW:
-            raise await self._refusal(task, S.IN_PROGRESS)
-        await self._transition(task, S.IN_PROGRESS, actor=actor, reason="changes requested",
-                               pending_prompt=feedback, queued_at=utcnow(), finished_at=None)
+            raise await self._refusal(task, S.QUEUED)
+        await self.world.transition(task, S.QUEUED, actor=actor, reason="changes requested",
+                                    pending_prompt=feedback, queued_at=utcnow(), finished_at=None)
         await self.kick()
         return await self.store.get_task(task_id)
 
     async def answer(self, intervention_id: int, answer: Answer, *, actor: str) -> InterventionView:
-        """Resolve a pending intervention and hand the answer to the agent that asked."""
+        """Hand an answer to the agent that asked; the question is shown answered once the agent
+        has it. ActionRefused (the question still open) when the agent could not be given it."""
+        runner = self._runner_asking(intervention_id)
+        question = runner.question(intervention_id) if runner else None
+        if runner is None or question is None:
+            raise await self._why_unanswerable(intervention_id, actor)
+        self._require_decide(runner.task, actor, "answer for")
+        return await runner.answer(question, self._normalize_answer(question, answer), actor)
+
+    def _runner_asking(self, intervention_id: int) -> TaskRunner | None:
+        return next((r for r in self._runners.values() if r.question(intervention_id) is not None), None)
+
+    async def _why_unanswerable(self, intervention_id: int, actor: str) -> Exception:
         iv = await self.store.get_intervention(intervention_id)
         if iv is None:
-            raise InvalidInput(f"there is no question #{intervention_id}")
+            return InvalidInput(f"there is no question #{intervention_id}", field="answer")
         task = await self.store.get_task(iv.task_id)
-        self._require_decide(task, actor, "answer for")
+        if not self.may_decide(task, actor):
+            return NotAllowed(f"only the task's owner or an approver can answer for {task.short_id}")
         if iv.status is not InterventionStatus.PENDING:
             who = f" by <{iv.answered_by}>" if iv.answered_by else ""
-            raise ActionRefused(f"this question was already {iv.status.value}{who}")
-        runner = self._runners.get(task.id)
-        request = runner.requests.get(iv.id) if runner else None
-        if runner is None or request is None or runner.session is None:
-            raise ActionRefused("the agent that asked is no longer running")
-        answer = self._normalize_answer(iv, answer)
-        resolved = await self.store.resolve_intervention(iv.id, InterventionStatus.ANSWERED, answered_by=actor,
-                                                         answer_text=answer.text or None,
-                                                         answer_options=answer.option_ids)
-        if resolved is None:
-            raise ActionRefused("this question was answered a moment ago")
-        self.logs.append(task.id, f"[taskpin] {actor} answered: {answer.text or ', '.join(answer.option_ids)}")
-        # The runner moves the card back to in_progress, in order with whatever the agent does
-        # next (it may ask again at once); the agent hears the answer without waiting for that.
-        runner.answered(resolved, actor)
-        try:
-            await runner.session.answer(request.request_id, answer, request)
-        except Exception as exc:
-            log.warning("task #%s: the answer could not reach the agent: %s", task.id, exc)
-        return resolved
+            return ActionRefused(f"this question was already {iv.status.value}{who}")
+        return ActionRefused("the agent that asked is no longer running")
 
     @staticmethod
     def _normalize_answer(iv: InterventionView, answer: Answer) -> Answer:
         known = {o.id for o in iv.options}
         unknown = [o for o in answer.option_ids if o not in known]
         if unknown:
-            raise InvalidInput(f"{unknown[0]!r} is not one of the offered options")
+            raise InvalidInput(f"{unknown[0]!r} is not one of the offered options", field="answer")
         if not answer.option_ids and not answer.text.strip():
-            raise InvalidInput("the answer is empty")
+            raise InvalidInput("the answer is empty", field="answer")
         if iv.kind is InterventionKind.PERMISSION and not answer.option_ids:
             deny = next((o.id for o in iv.options if o.kind == "deny"), "deny")
             return Answer(option_ids=(deny,), text=answer.text.strip())
         if len(answer.option_ids) > 1 and not iv.multi_select:
-            raise InvalidInput("choose one option")
+            raise InvalidInput("choose one option", field="answer")
         return Answer(option_ids=tuple(answer.option_ids), text=answer.text.strip())
 
     async def follow_up(self, task_id: int, text: str, *, actor: str) -> bool:
         """Send a message to a running agent; False when its harness cannot take one now."""
-        task = await self.store.get_task(task_id)
-        self._require_decide(task, actor, "message the agent of")
         runner = self._runners.get(task_id)
-        if not text.strip() or not runner or not runner.session or not runner.session.supports_follow_up:
+        task = runner.task if runner else await self.store.get_task(task_id)
+        self._require_decide(task, actor, "message the agent of")
+        if not text.strip() or runner is None:
             return False
-        await runner.session.send(text.strip())
-        self.logs.append(task_id, f"[taskpin] {actor} says: {text.strip()}")
-        runner.poke()
-        return True
+        return await runner.follow_up(text.strip(), actor)
 
-    # ---- internals shared with the runner and recovery -------------------------------------
-
-    async def _transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str, **changes) -> TaskView:
-        updated = await self.store.transition(task.id, task.state, to_state, actor=actor, reason=reason, **changes)
-        self.bus.publish(TaskStateChanged(updated, task.state, to_state, actor, reason))
-        return updated
-
-    async def _remind(self, intervention_id: int) -> None:
-        await self.store.mark_reminded(intervention_id)
-        iv = await self.store.get_intervention(intervention_id)
-        if iv and iv.status is InterventionStatus.PENDING:
-            self.bus.publish(InterventionReminder(await self.store.get_task(iv.task_id), iv))
+    # ---- scheduling ------------------------------------------------------------------------
 
     async def kick(self) -> None:
         """Start queued tasks, oldest first, while there are free session slots."""
@@ -435,23 +422,33 @@ class Orchestrator:
             return
         async with self._kick_lock:
             while len(self._runners) < self.settings.max_concurrent_sessions:
-                queued = await self.store.queued_task_ids()
-                started = False
-                for task_id in queued:
-                    if task_id in self._runners or not await self.store.claim_from_queue(task_id):
-                        continue
-                    self._start_runner(task_id)
-                    started = True
-                    break
-                if not started:
+                for task_id in await self.store.queued_task_ids():
+                    if task_id not in self._runners and await self._start_runner(task_id):
+                        break
+                else:
                     return
 
-    def _start_runner(self, task_id: int) -> None:
-        runner = TaskRunner(self, task_id)
+    async def _start_runner(self, task_id: int) -> bool:
+        """queued -> in_progress, then the run. The runner is registered before the claim, so a
+        cancel that loses the race to the claim finds the runner to stop."""
+        try:
+            task = await self.store.get_task(task_id)
+        except TaskNotFound:
+            return False
+        runner = TaskRunner(self.world, task, on_done=self._runner_done)
         self._runners[task_id] = runner
-        task = asyncio.create_task(runner.run(), name=f"task-{task_id}")
-        self._runner_tasks.add(task)
-        task.add_done_callback(self._runner_tasks.discard)
+        try:
+            task = await self.world.transition(task, S.IN_PROGRESS, actor="taskpin", reason="a session slot is free")
+        except BaseException as exc:
+            del self._runners[task_id]
+            if isinstance(exc, IllegalTransition):   # cancelled meanwhile, or another process took it
+                return False
+            raise
+        runner.task = task
+        job = asyncio.create_task(runner.run(), name=f"task-{task_id}")
+        self._runner_tasks.add(job)
+        job.add_done_callback(self._runner_tasks.discard)
+        return True
 
     def _runner_done(self, runner: TaskRunner) -> None:
         if self._runners.get(runner.task_id) is runner:
@@ -462,8 +459,7 @@ class Orchestrator:
     async def _after_runner(self) -> None:
         try:
             await self.kick()
-            for task in await self.store.list_tasks(states=[S.IN_PROGRESS]):   # queue positions moved up
-                if task.queued:
-                    self.bus.publish(TaskUpdated(task))
+            for task in await self.store.list_tasks(states=[S.QUEUED]):   # queue positions moved up
+                self.bus.publish(TaskUpdated(task))
         except Exception:
             log.exception("scheduling after a finished session failed")

@@ -59,6 +59,16 @@ class InterventionReminder:
 
 
 @dataclass(frozen=True)
+class AnswerNotDelivered:
+    """A human's answer could not be handed to the agent: the question is still open."""
+
+    task: TaskView
+    intervention: InterventionView
+    actor: str
+    error: str
+
+
+@dataclass(frozen=True)
 class AttemptFailed:
     """One attempt failed; `retry_in` is set when another attempt will follow."""
 
@@ -97,7 +107,7 @@ class UsageReported:
 
 Event = (
     TaskCreated | TaskStateChanged | TaskUpdated | InterventionRequested | InterventionResolved
-    | InterventionReminder | AttemptFailed | AgentOutput | UsageReported | TaskNotice
+    | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported | TaskNotice
 )
 DROPPABLE = (AgentOutput, UsageReported)
 

@@ -24,7 +24,7 @@ from .github import GitHub, GitHubError, PullRequestRef, repo_from_remote_url
 from .states import TaskState
 
 if TYPE_CHECKING:
-    from .engine import Orchestrator
+    from .world import World
     from .models import TaskView
 
 log = logging.getLogger(__name__)
@@ -72,23 +72,23 @@ def github_repo_of(name: str, repo: RepoConfig) -> str:
 
 
 class PullRequests:
-    def __init__(self, core: "Orchestrator"):
-        self.core = core
+    def __init__(self, world: "World"):
+        self.world = world
         # Set by the surface: task id -> the address of the task's page there (a Slack thread).
         self.task_link: Callable[[int], Awaitable[str | None]] | None = None
         self._sub: Subscription | None = None
 
     def start(self) -> None:
-        self._sub = self.core.bus.subscribe(self._on_event, name="pull-requests")
+        self._sub = self.world.bus.subscribe(self._on_event, name="pull-requests")
 
     # ---- reads -------------------------------------------------------------------------------
 
     async def get(self, task_id: int) -> PullRequestRef | None:
-        return PullRequestRef.from_dict(await self.core.store.kv_get(PR_KEY + str(task_id)))
+        return PullRequestRef.from_dict(await self.world.store.kv_get(PR_KEY + str(task_id)))
 
     async def urls(self) -> dict[int, str]:
         """task id -> its pull request's address, for cards."""
-        items = await self.core.store.kv_items(PR_KEY)
+        items = await self.world.store.kv_items(PR_KEY)
         refs = {int(key[len(PR_KEY):]): PullRequestRef.from_dict(value) for key, value in items.items()}
         return {task_id: ref.url for task_id, ref in refs.items() if ref is not None}
 
@@ -96,7 +96,7 @@ class PullRequests:
         return github_repo_of(name, repo)
 
     def client(self, repo: RepoConfig) -> GitHub:
-        settings = self.core.settings
+        settings = self.world.settings
         if settings.github_token is None:
             raise ActionRefused("pull requests need a GitHub token: set TASKPIN_GITHUB_TOKEN (or GITHUB_TOKEN) "
                                 "where taskpin runs, restart it, then approve again")
@@ -114,7 +114,7 @@ class PullRequests:
         """Push the branch, then the branch's open pull request, or a new one. Raises
         ActionRefused (the task goes back to review) with what to do."""
         github_repo = self.github_repo(task.repo, repo)
-        await asyncio.to_thread(self.core.workspaces.push, repo.path, task.branch, repo.remote)
+        await asyncio.to_thread(self.world.workspaces.push, repo.path, task.branch, repo.remote)
         summary = await self._agent_summary(task.id)
         link = await self._link(task.id)
         try:
@@ -132,9 +132,9 @@ class PullRequests:
                                       "lists none open; look at its pull requests, then approve again")
         except GitHubError as exc:
             raise ActionRefused(str(exc)) from None
-        await self.core.store.kv_set(PR_KEY + str(task.id), ref.to_dict())
-        self.core.logs.append(task.id, f"[taskpin] pull request {ref.label}: {ref.url}")
-        self.core.bus.publish(TaskNotice(task, "pull request opened:" if opened else "pull request updated:",
+        await self.world.store.kv_set(PR_KEY + str(task.id), ref.to_dict())
+        self.world.logs.append(task.id, f"[taskpin] pull request {ref.label}: {ref.url}")
+        self.world.bus.publish(TaskNotice(task, "pull request opened:" if opened else "pull request updated:",
                                          link=ref.url, link_text=ref.label))
         return ref
 
@@ -143,19 +143,19 @@ class PullRequests:
         ref = await self.get(task.id)
         if ref is None or ref.branch != task.branch:
             return False
-        return await asyncio.to_thread(self.core.workspaces.is_pushed, repo.path, task.branch, repo.remote)
+        return await asyncio.to_thread(self.world.workspaces.is_pushed, repo.path, task.branch, repo.remote)
 
     # ---- after changes were requested --------------------------------------------------------------
 
     async def _on_event(self, event) -> None:
         if not (isinstance(event, TaskStateChanged) and event.to_state is TaskState.AWAITING_REVIEW
-                and event.from_state is TaskState.IN_PROGRESS):
+                and event.from_state in (TaskState.IN_PROGRESS, TaskState.BLOCKED)):
             return
         task = event.task
-        repo = self.core.settings.repos.get(task.repo)
+        repo = self.world.settings.repos.get(task.repo)
         if repo is None or repo.on_approve is not OnApprove.PULL_REQUEST:
             return
-        workspaces = self.core.workspaces
+        workspaces = self.world.workspaces
         ref = await self.get(task.id)
         try:
             # Pushed before (an approval that opened the pull request, or got as far as the push):
@@ -166,20 +166,20 @@ class PullRequests:
             await asyncio.to_thread(workspaces.push, repo.path, task.branch, repo.remote)
         except Exception as exc:
             where = ref.label if ref else f"{repo.remote}/{task.branch}"
-            self.core.bus.publish(TaskNotice(task, f"could not push the new commits to {where}: {exc}; "
+            self.world.bus.publish(TaskNotice(task, f"could not push the new commits to {where}: {exc}; "
                                                    "approving pushes them again", warning=True))
             return
-        self.core.logs.append(task.id, f"[taskpin] pushed the new commits of {task.branch} to {repo.remote}")
+        self.world.logs.append(task.id, f"[taskpin] pushed the new commits of {task.branch} to {repo.remote}")
         if ref is not None:
-            self.core.bus.publish(TaskNotice(task, "new commits pushed to", link=ref.url, link_text=ref.label))
+            self.world.bus.publish(TaskNotice(task, "new commits pushed to", link=ref.url, link_text=ref.label))
         else:
-            self.core.bus.publish(TaskNotice(task, f"new commits pushed to {task.branch} on {repo.remote}: its "
+            self.world.bus.publish(TaskNotice(task, f"new commits pushed to {task.branch} on {repo.remote}: its "
                                                    "pull request, if one is open, shows them"))
 
     # ---- what goes into the description ---------------------------------------------------------
 
     async def _agent_summary(self, task_id: int) -> str:
-        for record in reversed(await self.core.store.transitions(task_id)):
+        for record in reversed(await self.world.store.transitions(task_id)):
             if record.to_state is TaskState.AWAITING_REVIEW and record.actor == "agent":
                 return record.reason
         return ""

@@ -22,7 +22,7 @@ from .states import TaskState
 from .store.tables import utcnow
 
 if TYPE_CHECKING:
-    from .engine import Orchestrator
+    from .world import World
     from .models import TaskView
 
 log = logging.getLogger(__name__)
@@ -89,21 +89,21 @@ def judge(task: "TaskView", now: datetime, retention_days: float, ignore: tuple[
     return Verdict(task.id, path, True, f"{task.state.value} {age:.0f} day(s) ago")
 
 
-async def plan(core: "Orchestrator", now: datetime | None = None) -> list[Verdict]:
+async def plan(world: "World", now: datetime | None = None) -> list[Verdict]:
     now = now or utcnow()
     verdicts = []
-    for task in await core.store.list_tasks(states=RETAINED_STATES):
-        repo = core.settings.repos.get(task.repo)
+    for task in await world.store.list_tasks(states=RETAINED_STATES):
+        repo = world.settings.repos.get(task.repo)
         ignore = tuple(repo.copy_files) if repo else ()
-        verdict = await asyncio.to_thread(judge, task, now, core.settings.worktree_retention_days, ignore)
+        verdict = await asyncio.to_thread(judge, task, now, world.settings.worktree_retention_days, ignore)
         if verdict is not None:
             verdicts.append(verdict)
     return verdicts
 
 
-async def collect(core: "Orchestrator", *, dry_run: bool = False, now: datetime | None = None) -> list[Verdict]:
+async def collect(world: "World", *, dry_run: bool = False, now: datetime | None = None) -> list[Verdict]:
     """Remove the worktrees that are due and hold nothing unsaved; the verdicts, for a report."""
-    verdicts = await plan(core, now)
+    verdicts = await plan(world, now)
     if dry_run:
         return verdicts
     done = []
@@ -111,16 +111,16 @@ async def collect(core: "Orchestrator", *, dry_run: bool = False, now: datetime 
         if not verdict.remove:
             done.append(verdict)
             continue
-        task = await core.store.get_task(verdict.task_id)
-        repo = core.settings.repos.get(task.repo)
+        task = await world.store.get_task(verdict.task_id)
+        repo = world.settings.repos.get(task.repo)
         if task.state not in RETAINED_STATES or repo is None:   # retried meanwhile, or no repo to ask git
             continue
         try:
-            await asyncio.to_thread(core.workspaces.remove, task.id, repo.path, verdict.worktree)
+            await asyncio.to_thread(world.workspaces.remove, task.id, repo.path, verdict.worktree)
         except Exception as exc:
             done.append(Verdict(task.id, verdict.worktree, False, f"could not be removed: {exc}"))
             continue
-        await core.store.update_task(task.id, worktree=None)
+        await world.store.update_task(task.id, worktree=None)
         log.info("removed the worktree of task #%s (%s)", task.id, verdict.why)
         done.append(verdict)
     return done

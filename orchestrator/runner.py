@@ -1,18 +1,32 @@
 """One task's run: worktree, agent session, attempts with retries, timeouts, budget, result.
 
-A TaskRunner lives from the moment a task leaves the queue until it reaches
-awaiting_review or failed (or taskpin shuts down). It is the only writer of its task's
-state while it runs, except for answers (blocked -> in_progress), which the core applies.
+A TaskRunner lives from the moment a task leaves the queue (queued -> in_progress) until it
+reaches awaiting_review or failed (or taskpin shuts down). It talks to the world only through
+the World it is given (transition, publish, store, logs, workspaces, harnesses, clock) and is
+the only writer of its task's state while it runs. It owns its session's conversation:
+answers and follow-ups go through `answer()` and `follow_up()`; the state changes they cause
+happen here, in order with what the agent does next.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-from .events import AgentOutput, AttemptFailed, InterventionRequested, InterventionResolved, TaskUpdated, UsageReported
+from .errors import ActionRefused
+from .events import (
+    AgentOutput,
+    AnswerNotDelivered,
+    AttemptFailed,
+    InterventionReminder,
+    InterventionRequested,
+    InterventionResolved,
+    TaskUpdated,
+    UsageReported,
+)
 from .harness.base import (
     AgentSession,
     Failed,
@@ -25,126 +39,127 @@ from .harness.base import (
     ToolActivity,
     Usage,
 )
-from .models import InterventionStatus, InterventionView, TaskView
+from .models import Answer, InterventionStatus, InterventionView, TaskView
+from .run_parts import (
+    INBOX_LIMIT,
+    RESTART_PROMPT,
+    Answered,
+    OpenQuestion,
+    Outcome,
+    Poke,
+    Stop,
+    StreamEnded,
+    UsageMeter,
+    budget_outcome,
+    compose_follow_up,
+    keep_only_controls,
+    workspace_mark,
+)
 from .states import IllegalTransition, TaskState
 from .store.tables import utcnow
 from .worktree_setup import prepare_for_runner
-
-if TYPE_CHECKING:
-    from .engine import Orchestrator
+from .world import World
 
 log = logging.getLogger(__name__)
 S = TaskState
-
-RESTART_PROMPT = "taskpin was restarted while you were working. Continue the task where you left off."
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str                 # finished | failed | cancelled | shutdown
-    reason: str = ""
-    retryable: bool = False   # for failed: worth another automatic attempt
-    actor: str = "taskpin"
-    expired: bool = False     # failed because nobody answered the agent in time
-
-
-@dataclass(frozen=True)
-class _Poke:
-    """Re-evaluate deadlines (an intervention was answered)."""
-
-
-@dataclass(frozen=True)
-class _Stop:
-    outcome: Outcome
-
-
-@dataclass(frozen=True)
-class _Answered:
-    """A human answered one of this run's interventions (already stored and sent)."""
-
-    intervention: InterventionView
-    actor: str
-
-
-class _StreamEnded:
-    pass
-
-
-INBOX_LIMIT = 2000    # agent events waiting for the runner; beyond it the pump stops reading
-USAGE_FLUSH_S = 0.5   # usage is written to the store (and reported) at most this often
-
-
-class UsageMeter:
-    """A run's usage: totals kept in memory for budget checks, written to the store in batches."""
-
-    def __init__(self, input_tokens: int, output_tokens: int, cost_usd: float):
-        self.totals = [input_tokens, output_tokens, cost_usd]
-        self.pending = [0, 0, 0.0]
-        self.flushed_at = time.monotonic()
-
-    def add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
-        for i, value in enumerate((input_tokens, output_tokens, cost_usd)):
-            self.totals[i] += value
-            self.pending[i] += value
-
-    @property
-    def has_pending(self) -> bool:
-        return any(self.pending)
-
-    def flush_due_at(self) -> float | None:
-        return self.flushed_at + USAGE_FLUSH_S if self.has_pending else None
-
-    def take(self) -> tuple[int, int, float]:
-        pending, self.pending, self.flushed_at = self.pending, [0, 0, 0.0], time.monotonic()
-        return pending[0], pending[1], pending[2]
-
-
-def workspace_mark(task: TaskView) -> str:
-    """Who a branch belongs to: the task id and its creation time, which a reset database's
-    new task of the same id does not share."""
-    return f"{task.id}@{task.created_at.isoformat()}"
-
-
-def compose_follow_up(original_prompt: str, message: str) -> str:
-    """For agents that cannot resume a session: restate the task, then the new message."""
-    return f"{original_prompt}\n\n---\nFollow-up from the reviewer:\n{message}"
+__all__ = ["RESTART_PROMPT", "Outcome", "TaskRunner"]
 
 
 class TaskRunner:
-    def __init__(self, core: "Orchestrator", task_id: int):
-        self.core = core
-        self.task_id = task_id
+    def __init__(self, world: World, task: TaskView, *, on_done: Callable[["TaskRunner"], None] | None = None):
+        self.world = world
+        self.clock = world.clock
+        self.task_id = task.id
+        self.task = task          # as it left the queue: its id, owner, agent and repo stay
         self.session: AgentSession | None = None
-        self.requests: dict[int, InterventionRequest] = {}   # pending intervention id -> request
         self.attempt_id: int | None = None
         self.attempt_number = 0
-        self._inbox: asyncio.Queue = asyncio.Queue()   # agent events (bounded by the pump) and controls
+        self._questions: dict[int, OpenQuestion] = {}   # open question's intervention id -> it
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()   # agent events (bounded by the pump) and controls
         self._room = asyncio.Event()
         self._stop_outcome: Outcome | None = None
-        self.usage = UsageMeter(0, 0, 0.0)
-        # pending intervention id -> (monotonic time asked, reminded yet)
-        self._intervention_clock: dict[int, tuple[float, bool]] = {}
+        self._stopped = asyncio.Event()
+        self.usage = UsageMeter(0, 0, 0.0, self.clock)
+        self._on_done = on_done
         self.done = asyncio.Event()
         self.env: dict[str, str] = {}   # for the agent: the task's ports (worktree_setup.py)
 
-    # ---- control from the core -------------------------------------------------------
-
+    # ---- control from the engine ----------------------------------------------------------
     def request_stop(self, outcome: Outcome) -> None:
         if self._stop_outcome is None:
             self._stop_outcome = outcome
-        self._inbox.put_nowait(_Stop(outcome))
+        self._stopped.set()
+        self._inbox.put_nowait(Stop(outcome))
 
     def poke(self) -> None:
-        self._inbox.put_nowait(_Poke())
-
-    def answered(self, intervention: InterventionView, actor: str) -> None:
-        """Queued before the agent hears the answer, so state changes keep the agent's order."""
-        self.requests.pop(intervention.id, None)
-        self._inbox.put_nowait(_Answered(intervention, actor))
+        self._inbox.put_nowait(Poke())
 
     @property
     def blocked(self) -> bool:
-        return bool(self.requests)
+        return bool(self._questions)
+
+    def question(self, intervention_id: int) -> InterventionView | None:
+        """The open question with this id, as it is shown, if this run's agent asked it."""
+        open_question = self._questions.get(intervention_id)
+        return open_question.view if open_question else None
+
+    @property
+    def accepts_follow_up(self) -> bool:
+        return bool(self.session and self.session.supports_follow_up)
+
+    async def answer(self, question: InterventionView, answer: Answer, actor: str) -> InterventionView:
+        """Hand a (validated) answer to the agent first; only once it has it is the question
+        stored and shown as answered. If the agent cannot be given it, the question stays open,
+        the task's thread hears why (AnswerNotDelivered) and the caller gets ActionRefused."""
+        open_question = self._questions.get(question.id)
+        if open_question is None or open_question.answering:
+            raise ActionRefused("this question was answered a moment ago")
+        session = self.session
+        if session is None:
+            raise ActionRefused("the agent that asked is no longer running")
+        open_question.answering = True
+        handed: asyncio.Future[InterventionView | None] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(Answered(question.id, actor, handed))   # before the agent can react
+        try:
+            await session.answer(open_question.request.request_id, answer, open_question.request)
+        except BaseException as exc:
+            open_question.answering = False
+            handed.set_result(None)
+            if not isinstance(exc, Exception):
+                raise   # cancelled: the question stays open, the cancellation goes on
+            error = str(exc) or type(exc).__name__
+            await self._not_delivered(open_question, actor, error)
+            raise ActionRefused(f"your answer could not reach the agent ({error}); "
+                                "the question is still open, answer it again") from exc
+        self._questions.pop(question.id, None)
+        answered = replace(open_question.view, status=InterventionStatus.ANSWERED, answered_by=actor,
+                           answer_text=answer.text or None, answer_options=answer.option_ids, resolved_at=utcnow())
+        try:
+            stored = await self.world.store.resolve_intervention(
+                question.id, InterventionStatus.ANSWERED, answered_by=actor, answer_text=answer.text or None,
+                answer_options=answer.option_ids)
+            # None: the run closed the question as the agent took the answer; show what the store says
+            answered = stored or await self.world.store.get_intervention(question.id) or answered
+        finally:
+            handed.set_result(answered)
+        self.world.logs.append(self.task_id, f"[taskpin] {actor} answered: "
+                                             f"{answer.text or ', '.join(answer.option_ids)}")
+        return answered
+
+    async def _not_delivered(self, question: OpenQuestion, actor: str, error: str) -> None:
+        self.world.logs.append(self.task_id, f"[taskpin] the answer by {actor} could not reach the agent: {error}")
+        task = await self.world.store.get_task(self.task_id)
+        self.world.publish(AnswerNotDelivered(task, question.view, actor, error))
+
+    async def follow_up(self, text: str, actor: str) -> bool:
+        """Send a message to the agent; False when its session cannot take one now."""
+        session = self.session
+        if session is None or not session.supports_follow_up:
+            return False
+        await session.send(text)
+        self.world.logs.append(self.task_id, f"[taskpin] {actor} says: {text}")
+        self.poke()
+        return True
 
     # ---- the run ---------------------------------------------------------------------
 
@@ -162,66 +177,73 @@ class TaskRunner:
             await asyncio.shield(self._conclude(outcome))
 
     async def _run(self) -> Outcome:
-        core, store = self.core, self.core.store
-        task = await store.get_task(self.task_id)
+        world, store = self.world, self.world.store
+        task = self.task = await store.get_task(self.task_id)
+        if self._stop_outcome:   # cancelled between leaving the queue and starting
+            return self._stop_outcome
         try:
-            harness = core.harness(task.agent)
-            repo = core.settings.repos[task.repo]
+            harness = world.harness(task.agent)
+            repo = world.settings.repos[task.repo]
         except KeyError as exc:
             return Outcome("failed", f"{exc.args[0]!s} is no longer configured; fix taskpin.toml and retry")
-        log_error = core.logs.open_error(task.id)
+        log_error = world.logs.open_error(task.id)
         if log_error:
             return Outcome("failed", f"{log_error}; fix TASKPIN_LOG_DIR and retry")
         try:
             # Never another task's branch or folder (a reset database reuses ids): ours carry our mark.
             workdir, branch = await asyncio.to_thread(
-                core.workspaces.create_for, repo.path, task.base_branch, task.id, task.branch, workspace_mark(task),
+                world.workspaces.create_for, repo.path, task.base_branch, task.id, task.branch, workspace_mark(task),
                 adopt_unmarked=task.started_at is not None)
         except Exception as exc:
             return Outcome("failed", f"could not create the worktree: {exc}")
         follow_up = await store.take_pending_prompt(task.id)
         task = await store.update_task(task.id, worktree=str(workdir), branch=branch,
                                        started_at=task.started_at or utcnow())
-        core.bus.publish(TaskUpdated(task))
-        prepared = await prepare_for_runner(core, task, repo, workdir, lambda: self._stop_outcome is not None)
+        world.publish(TaskUpdated(task))
+        prepared = await prepare_for_runner(world, task, repo, workdir, lambda: self._stop_outcome is not None)
         if self._stop_outcome or prepared.failure:
             return self._stop_outcome or Outcome("failed", prepared.failure)
         self.env = prepared.env
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None
-        if resume_id:
+        if resume_id and follow_up:
             prompt = follow_up
         elif follow_up and follow_up != RESTART_PROMPT:
             prompt = compose_follow_up(task.prompt, follow_up)
         else:
             prompt = task.prompt
 
-        attempts_left = core.settings.max_attempts
+        attempts_left = world.settings.max_attempts
         while True:
             attempts_left -= 1
             outcome = await self._attempt(harness, task, workdir, prompt, resume_id)
             if outcome.kind != "failed" or not outcome.retryable or attempts_left <= 0 or self._stop_outcome:
                 return self._stop_outcome or outcome
-            delay = core.retry_delay(core.settings.max_attempts - attempts_left)
-            await store.end_attempt(self.attempt_id, "failed", outcome.reason)
+            delay = world.retry_delay(world.settings.max_attempts - attempts_left)
+            if self.attempt_id is not None:
+                await store.end_attempt(self.attempt_id, "failed", outcome.reason)
             self.attempt_id = None
-            core.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} failed: {outcome.reason}; "
-                                      f"retrying in {delay:.1f}s")
-            core.bus.publish(AttemptFailed(await store.get_task(task.id), self.attempt_number, outcome.reason, delay))
+            world.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} failed: {outcome.reason}; "
+                                       f"retrying in {delay:.1f}s")
+            world.publish(AttemptFailed(await store.get_task(task.id), self.attempt_number, outcome.reason, delay))
+            await self._close_interventions(InterventionStatus.CANCELLED)   # their session is gone
+            keep_only_controls(self._inbox)
+            self._room.set()
             if await self._sleep_unless_stopped(delay):
-                return self._stop_outcome
+                return self._stop_outcome or Outcome("shutdown")
             resume_id = None   # a crashed session starts over, in the same worktree
 
-    async def _attempt(self, harness: Harness, task: TaskView, workdir, prompt: str, resume_id: str | None) -> Outcome:
-        core, store = self.core, self.core.store
+    async def _attempt(self, harness: Harness, task: TaskView, workdir: Path, prompt: str,
+                       resume_id: str | None) -> Outcome:
+        world, store = self.world, self.world.store
         self.attempt_id, self.attempt_number, token = await store.start_attempt(task.id, harness.kind)
         latest = await store.get_task(task.id)
-        self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd)
+        self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd, self.clock)
         spec = SessionSpec(task_id=task.id, workdir=workdir, prompt=prompt, attempt=self.attempt_number,
                            env={**self.env, "TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
-                           log_path=core.logs.path(task.id))
-        core.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} starting ({harness.kind}"
-                                  f"{', resuming ' + resume_id if resume_id else ''})")
+                           log_path=world.logs.path(task.id))
+        world.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} starting ({harness.kind}"
+                                   f"{', resuming ' + resume_id if resume_id else ''})")
         try:
             self.session = await (harness.resume(spec) if resume_id else harness.start(spec))
         except Exception as exc:
@@ -244,16 +266,16 @@ class TaskRunner:
                 self._inbox.put_nowait(event)
         except Exception as exc:
             self._inbox.put_nowait(Failed(f"lost the agent's event stream: {exc}"))
-        self._inbox.put_nowait(_StreamEnded())
+        self._inbox.put_nowait(StreamEnded())
 
     async def _consume(self) -> Outcome:
-        settings = self.core.settings
+        settings, clock = self.world.settings, self.clock
         running_budget = settings.session_timeout_s
-        last_event = last_tick = time.monotonic()
+        last_event = last_tick = clock.monotonic()
         while True:
             if self._stop_outcome:
                 return self._stop_outcome
-            now = time.monotonic()
+            now = clock.monotonic()
             if not self.blocked:
                 running_budget -= now - last_tick
             last_tick = now
@@ -262,45 +284,45 @@ class TaskRunner:
             if flush_at is not None and flush_at < deadline:
                 deadline, why = flush_at, "usage"
             try:
-                item = await asyncio.wait_for(self._inbox.get(), timeout=max(0.0, deadline - now))
-            except asyncio.TimeoutError:
+                item = await clock.wait_for(self._inbox.get(), max(0.0, deadline - now))
+            except TimeoutError:
                 outcome = await self._on_deadline(why)
                 if outcome:
                     return outcome
                 continue
             if self._inbox.qsize() < INBOX_LIMIT // 2:
                 self._room.set()
-            if isinstance(item, _Answered):
-                await self._on_answered(item)
-                last_event = time.monotonic()   # the idle clock restarts when the agent is unblocked
+            if isinstance(item, Answered):
+                if await self._on_answered(item):
+                    last_event = clock.monotonic()   # the idle clock restarts when the agent is unblocked
                 continue
-            if isinstance(item, (_Poke, _Stop)):
-                last_event = time.monotonic() if isinstance(item, _Poke) else last_event
+            if isinstance(item, (Poke, Stop)):
+                last_event = clock.monotonic() if isinstance(item, Poke) else last_event
                 continue
-            if isinstance(item, _StreamEnded):
+            if isinstance(item, StreamEnded):
                 return Outcome("failed", "the agent ended without reporting a result", retryable=True)
-            last_event = time.monotonic()
+            last_event = clock.monotonic()
             outcome = await self._on_event(item)
             if outcome:
                 return outcome
 
     def _next_deadline(self, now: float, last_event: float, running_budget: float) -> tuple[float, str]:
-        settings = self.core.settings
+        settings = self.world.settings
         if not self.blocked:
             idle = last_event + settings.idle_timeout_s
             wall = now + running_budget
             return (idle, "idle") if idle <= wall else (wall, "wall")
-        deadlines = []
-        for iv_id, (created, reminded) in self._intervention_clock.items():
-            if iv_id not in self.requests:
+        deadlines = [(now + 3600, "none")]   # only answers in flight: they end the wait
+        for iv_id, question in self._questions.items():
+            if question.answering:
                 continue
-            if not reminded:
-                deadlines.append((created + settings.intervention_reminder_s, f"remind:{iv_id}"))
-            deadlines.append((created + settings.intervention_timeout_s, f"expire:{iv_id}"))
-        return min(deadlines) if deadlines else (now + 3600, "none")
+            if not question.reminded:
+                deadlines.append((question.asked_at + settings.intervention_reminder_s, f"remind:{iv_id}"))
+            deadlines.append((question.asked_at + settings.intervention_timeout_s, f"expire:{iv_id}"))
+        return min(deadlines)
 
     async def _on_deadline(self, why: str) -> Outcome | None:
-        settings = self.core.settings
+        settings = self.world.settings
         if why == "idle":
             return Outcome("failed", f"no activity from the agent for {settings.idle_timeout_s:g}s (idle timeout)",
                            retryable=True)
@@ -308,38 +330,48 @@ class TaskRunner:
             return Outcome("failed", f"the session ran longer than {settings.session_timeout_s:g}s (timeout)",
                            retryable=True)
         if why.startswith("remind:"):
-            iv_id = int(why.split(":")[1])
-            created, _ = self._intervention_clock[iv_id]
-            self._intervention_clock[iv_id] = (created, True)
-            await self.core._remind(iv_id)
+            await self._remind(int(why.split(":")[1]))
             return None
         if why == "usage":
             await self._flush_usage()
             return None
         if why.startswith("expire:"):
+            question = self._questions.get(int(why.split(":")[1]))
+            if question is None or question.answering:
+                return None
             return Outcome("failed", f"nobody answered the agent within {settings.intervention_timeout_s:g}s "
                                      "(intervention timeout)", expired=True)
         return None
 
-    async def _on_event(self, event) -> Outcome | None:
-        core, store, task_id = self.core, self.core.store, self.task_id
+    async def _remind(self, intervention_id: int) -> None:
+        question = self._questions.get(intervention_id)
+        if question is None:
+            return
+        question.reminded = True
+        await self.world.store.mark_reminded(intervention_id)
+        question.view = replace(question.view, reminded_at=utcnow())
+        self.world.publish(InterventionReminder(await self.world.store.get_task(self.task_id), question.view))
+
+    async def _on_event(self, event: object) -> Outcome | None:
+        world, store, task_id = self.world, self.world.store, self.task_id
         match event:
             case OutputText(text=text):
                 for line in text.splitlines() or [""]:
-                    core.logs.append(task_id, line)
-                core.bus.publish(AgentOutput(task_id, text))
+                    world.logs.append(task_id, line)
+                world.bus.publish(AgentOutput(task_id, text))
             case ToolActivity(tool=tool, detail=detail):
-                core.logs.append(task_id, f"[{tool}] {detail}")
-                core.bus.publish(AgentOutput(task_id, f"{tool}: {detail}" if detail else tool, activity=True))
+                world.logs.append(task_id, f"[{tool}] {detail}")
+                world.bus.publish(AgentOutput(task_id, f"{tool}: {detail}" if detail else tool, activity=True))
             case InterventionRequest():
                 await self._on_intervention(event)
             case Usage(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.usage.add(i, o, c)
-                over_budget = self._budget_outcome(*self.usage.totals)
-                if over_budget or time.monotonic() >= self.usage.flush_due_at():
+                over_budget = budget_outcome(self.world.settings, *self.usage.totals)
+                due = self.usage.flush_due_at()
+                if over_budget or (due is not None and self.clock.monotonic() >= due):
                     await self._flush_usage()
                 return over_budget
-            case SessionIdAssigned(session_id=sid):
+            case SessionIdAssigned(session_id=sid) if self.attempt_id is not None:
                 await store.update_attempt(self.attempt_id, harness_session_id=sid)
             case Finished(summary=summary):
                 return Outcome("finished", summary)
@@ -347,56 +379,47 @@ class TaskRunner:
                 return Outcome("failed", error, retryable=retryable)
         return None
 
-    def _budget_outcome(self, input_tokens: int, output_tokens: int, cost_usd: float) -> Outcome | None:
-        settings = self.core.settings
-        tokens = input_tokens + output_tokens
-        if settings.max_tokens_per_task and tokens > settings.max_tokens_per_task:
-            return Outcome("failed", f"budget exceeded: {tokens} tokens used, the cap is {settings.max_tokens_per_task}")
-        if settings.max_cost_per_task_usd and cost_usd > settings.max_cost_per_task_usd:
-            return Outcome("failed", f"budget exceeded: ${cost_usd:.2f} spent, the cap is "
-                                     f"${settings.max_cost_per_task_usd:.2f}")
-        return None
-
     async def _flush_usage(self) -> None:
         if not self.usage.has_pending or self.attempt_id is None:
             return
-        totals = await self.core.store.add_usage(self.task_id, self.attempt_id, *self.usage.take())
-        self.core.bus.publish(UsageReported(self.task_id, *totals))
+        totals = await self.world.store.add_usage(self.task_id, self.attempt_id, *self.usage.take())
+        self.world.bus.publish(UsageReported(self.task_id, *totals))
 
     async def _on_intervention(self, request: InterventionRequest) -> None:
-        core, store = self.core, self.core.store
+        world, store = self.world, self.world.store
         iv = await store.add_intervention(
             task_id=self.task_id, attempt=self.attempt_number, request_id=request.request_id, kind=request.kind,
             prompt=request.prompt, options=request.options, tool=request.tool, detail=request.detail,
             multi_select=request.multi_select)
-        self.requests[iv.id] = request
-        self._intervention_clock[iv.id] = (time.monotonic(), False)
-        core.logs.append(self.task_id, f"[taskpin] the agent asks ({request.kind}): {request.prompt}")
+        self._questions[iv.id] = OpenQuestion(request, iv, self.clock.monotonic())
+        world.logs.append(self.task_id, f"[taskpin] the agent asks ({request.kind}): {request.prompt}")
         task = await store.get_task(self.task_id)
         if task.state is S.IN_PROGRESS:
-            task = await core._transition(task, S.BLOCKED, actor="agent", reason=f"needs a human: {request.kind}")
-        core.bus.publish(InterventionRequested(task, iv))
+            task = await world.transition(task, S.BLOCKED, actor="agent", reason=f"needs a human: {request.kind}")
+        world.publish(InterventionRequested(task, iv))
 
-    async def _on_answered(self, item: _Answered) -> None:
-        core = self.core
-        task = await core.store.get_task(self.task_id)
-        if not self.requests and task.state is S.BLOCKED:
-            try:
-                task = await core._transition(task, S.IN_PROGRESS, actor=item.actor, reason="answered")
-            except IllegalTransition:
-                task = await core.store.get_task(self.task_id)
-        core.bus.publish(InterventionResolved(task, item.intervention))
+    async def _on_answered(self, item: Answered) -> bool:
+        """The answer reached the agent (or not): back to in_progress once no question is open.
+        True when the agent has the answer."""
+        resolved = await item.handed
+        if resolved is None:
+            return False
+        world = self.world
+        task = await world.store.get_task(self.task_id)
+        if not self._questions and task.state is S.BLOCKED:
+            task = await world.transition(task, S.IN_PROGRESS, actor=item.actor, reason="answered")
+        world.publish(InterventionResolved(task, resolved))
+        return True
 
     async def _sleep_unless_stopped(self, delay: float) -> bool:
         """Wait out a retry backoff; True when a stop came in meanwhile."""
-        deadline = time.monotonic() + delay
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                item = await asyncio.wait_for(self._inbox.get(), timeout=left)
-            except asyncio.TimeoutError:
-                return False
-            if isinstance(item, _Stop):
-                return True
+        backoff = asyncio.ensure_future(self.clock.sleep(delay))
+        stop = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({backoff, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            backoff.cancel()
+            stop.cancel()
         return self._stop_outcome is not None
 
     async def _stop_session(self) -> None:
@@ -410,7 +433,7 @@ class TaskRunner:
     # ---- the end -----------------------------------------------------------------------
 
     async def _conclude(self, outcome: Outcome) -> None:
-        core, store = self.core, self.core.store
+        store = self.world.store
         try:
             await self._stop_session()
             if outcome.kind == "shutdown":   # the task stays live; recovery resumes or fails it
@@ -429,61 +452,56 @@ class TaskRunner:
         except Exception:
             log.exception("task #%s: could not record the outcome %s", self.task_id, outcome)
         finally:
-            core.ports.release(self.task_id)
-            core.logs.close(self.task_id)
+            self.world.ports.release(self.task_id)
+            self.world.logs.close(self.task_id)
             self.done.set()
-            core._runner_done(self)
+            if self._on_done:
+                self._on_done(self)
 
     async def _announce_unprocessed_answers(self) -> None:
         """Answers that arrived as the run ended still close their questions in the surface."""
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
-            if isinstance(item, _Answered):
-                self.core.bus.publish(InterventionResolved(await self.core.store.get_task(self.task_id),
-                                                           item.intervention))
+            if isinstance(item, Answered) and (resolved := await item.handed) is not None:
+                self.world.publish(InterventionResolved(await self.world.store.get_task(self.task_id), resolved))
 
     async def _close_interventions(self, status: InterventionStatus) -> None:
-        for iv_id in list(self.requests):
-            self.requests.pop(iv_id, None)
-            resolved = await self.core.store.resolve_intervention(iv_id, status)
+        for iv_id in list(self._questions):
+            self._questions.pop(iv_id, None)
+            resolved = await self.world.store.resolve_intervention(iv_id, status)
             if resolved:
-                self.core.bus.publish(InterventionResolved(await self.core.store.get_task(self.task_id), resolved))
+                self.world.publish(InterventionResolved(await self.world.store.get_task(self.task_id), resolved))
 
     async def _to_review(self, outcome: Outcome) -> None:
-        core, store = self.core, self.core.store
-        task = await store.get_task(self.task_id)
-        repo = core.settings.repos[task.repo]
+        world = self.world
+        task = await world.store.get_task(self.task_id)
+        repo = world.settings.repos[task.repo]
         try:
-            await asyncio.to_thread(core.workspaces.commit_all, task.worktree or core.workspaces.path_for(task.id),
+            await asyncio.to_thread(world.workspaces.commit_all,
+                                    Path(task.worktree) if task.worktree else world.workspaces.path_for(task.id),
                                     f"{task.title}\n\ntaskpin task #{task.id}", exclude=repo.copy_files)
-            diff = await asyncio.to_thread(core.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
+            diff = await asyncio.to_thread(world.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
         except Exception as exc:
             await self._to_failed(Outcome("failed", f"could not commit the agent's work: {exc}"))
             return
-        core.logs.append(task.id, f"[taskpin] finished: {outcome.reason}")
-        for _ in range(3):   # an answer may move blocked -> in_progress under us: re-read and retry
-            task = await store.get_task(self.task_id)
-            try:
-                if task.state is S.BLOCKED:
-                    task = await core._transition(task, S.IN_PROGRESS, actor="taskpin", reason="agent finished")
-                await core._transition(task, S.AWAITING_REVIEW, actor="agent", reason=outcome.reason or "finished",
-                                       diff=diff.to_dict(), finished_at=utcnow(), failure_reason=None)
-                return
-            except IllegalTransition:
-                continue
+        world.logs.append(task.id, f"[taskpin] finished: {outcome.reason}")
+        # From in_progress, or from blocked when the agent finished with a question still open.
+        await self._finish(task, S.AWAITING_REVIEW, actor="agent", reason=outcome.reason or "finished",
+                           diff=diff.to_dict(), failure_reason=None)
 
     async def _to_failed(self, outcome: Outcome) -> None:
-        core = self.core
         reason = outcome.reason or outcome.kind
-        core.logs.append(self.task_id, f"[taskpin] failed: {reason}")
-        for _ in range(3):   # an answer may move blocked -> in_progress under us: re-read and retry
-            task = await core.store.get_task(self.task_id)
-            if task.state not in (S.IN_PROGRESS, S.BLOCKED):
-                return
-            try:
-                await core._transition(task, S.FAILED, actor=outcome.actor, reason=reason, failure_reason=reason,
-                                       finished_at=utcnow(), retryable=True)
-                return
-            except IllegalTransition:
-                continue
-        log.warning("task #%s kept moving; it could not be failed", self.task_id)
+        self.world.logs.append(self.task_id, f"[taskpin] failed: {reason}")
+        await self._finish(await self.world.store.get_task(self.task_id), S.FAILED, actor=outcome.actor,
+                           reason=reason, failure_reason=reason, retryable=True)
+
+    async def _finish(self, task: TaskView, to_state: TaskState, **changes: Any) -> None:
+        """The run's last transition. Nobody else moves a running task, so one compare-and-set
+        does it; a task found elsewhere (moved by hand in the database) is left where it is."""
+        if task.state not in (S.IN_PROGRESS, S.BLOCKED):
+            log.warning("task #%s is %s at the end of its run; left there", task.id, task.state.value)
+            return
+        try:
+            await self.world.transition(task, to_state, finished_at=utcnow(), **changes)
+        except IllegalTransition as exc:
+            log.warning("task #%s: its run's outcome could not be recorded: %s", task.id, exc)

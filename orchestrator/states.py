@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .errors import TaskpinError
+
 
 class TaskState(StrEnum):
     BACKLOG = "backlog"
+    # Dispatched, waiting for a session slot (FIFO by the time it joined the queue). The
+    # board shows it in the In progress column with its queue position.
+    QUEUED = "queued"
     IN_PROGRESS = "in_progress"
     AWAITING_REVIEW = "awaiting_review"
     # An approval took the task and is running the repository's on-approve action (merge,
@@ -20,22 +25,27 @@ S = TaskState
 
 # (from, to) -> what moves a task along that edge. Anything not listed is refused.
 TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
-    (S.BACKLOG, S.IN_PROGRESS): "dispatch",
+    (S.BACKLOG, S.QUEUED): "dispatch",
     (S.BACKLOG, S.FAILED): "cancel before dispatch",
+    (S.QUEUED, S.IN_PROGRESS): "a session slot is free: the run starts",
+    (S.QUEUED, S.FAILED): "cancel while waiting for a slot",
     (S.IN_PROGRESS, S.BLOCKED): "agent needs a human",
     (S.IN_PROGRESS, S.AWAITING_REVIEW): "agent finished",
     (S.IN_PROGRESS, S.FAILED): "error, timeout, budget or cancel",
+    (S.IN_PROGRESS, S.QUEUED): "taskpin restarted; the session resumes when a slot is free",
     (S.BLOCKED, S.IN_PROGRESS): "human answered",
-    (S.BLOCKED, S.FAILED): "cancel or intervention timeout",
+    (S.BLOCKED, S.AWAITING_REVIEW): "agent finished while a question was still open",
+    (S.BLOCKED, S.FAILED): "cancel, error or intervention timeout",
+    (S.BLOCKED, S.QUEUED): "taskpin restarted; the session resumes when a slot is free",
     (S.AWAITING_REVIEW, S.APPROVING): "approval claimed",
     (S.APPROVING, S.COMPLETED): "approved",
     (S.APPROVING, S.AWAITING_REVIEW): "the on-approve action failed",
-    (S.AWAITING_REVIEW, S.IN_PROGRESS): "changes requested",
+    (S.AWAITING_REVIEW, S.QUEUED): "changes requested",
     (S.AWAITING_REVIEW, S.FAILED): "rejected",
     (S.FAILED, S.BACKLOG): "retry",
 }
 
-# Board column order. APPROVING has no column of its own: it shows in the review column.
+# Board column order. APPROVING and QUEUED have no column of their own (see SHOWN_AS).
 STATE_ORDER: tuple[TaskState, ...] = (
     S.BACKLOG,
     S.IN_PROGRESS,
@@ -48,8 +58,9 @@ STATE_ORDER: tuple[TaskState, ...] = (
 # A live session may exist only in these states.
 LIVE_STATES = frozenset({S.IN_PROGRESS, S.BLOCKED})
 TERMINAL_STATES = frozenset({S.COMPLETED})
-# States that show in another state's column: a decision being carried out.
-SHOWN_AS: dict[TaskState, TaskState] = {S.APPROVING: S.AWAITING_REVIEW}
+# States that show in another state's column: a decision being carried out, a run waiting
+# for its slot.
+SHOWN_AS: dict[TaskState, TaskState] = {S.APPROVING: S.AWAITING_REVIEW, S.QUEUED: S.IN_PROGRESS}
 
 
 def column_of(state: TaskState) -> TaskState:
@@ -57,7 +68,7 @@ def column_of(state: TaskState) -> TaskState:
     return SHOWN_AS.get(TaskState(state), TaskState(state))
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(TaskpinError):
     """Raised for a transition the table does not allow, or a stale compare-and-set."""
 
     def __init__(self, task_id: int, from_state: TaskState | str, to_state: TaskState | str, detail: str = "",

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RepoConfig, Settings
+from .ports import PortPool
 from .harness.env import agent_env
 from .harness.process import spawn_agent, stop_process_group
 
 if TYPE_CHECKING:
-    from .engine import Orchestrator
+    from .world import World
     from .logs import TaskLogs
     from .models import TaskView
 
@@ -35,43 +36,6 @@ READY_MARKER = "taskpin-ready"     # in the worktree's git dir: copy and setup s
 FAILURE_TAIL_LINES = 12            # the last output lines a failed setup's reason quotes
 SETUP_LINE_MAX = 500
 STOP_GRACE_S = 3.0
-
-
-# ---- ports -----------------------------------------------------------------------------------
-
-class PortPool:
-    """Distinct port ranges for live tasks: slot n is [base + n*size, base + (n+1)*size).
-
-    `size` is the largest `ports` of any repository, so every task's range fits its slot.
-    Held in this process: one taskpin process runs a task's session at a time."""
-
-    def __init__(self, base: int, size: int, top: int = 65535):
-        self.base, self.size = base, max(1, size)
-        self.slots = max(0, (top + 1 - base) // self.size)
-        self._held: dict[int, int] = {}      # task id -> slot
-
-    def acquire(self, task_id: int) -> int | None:
-        """The first port of the task's range (the same one while it is held); None when full."""
-        if task_id in self._held:
-            return self.base + self._held[task_id] * self.size
-        used = set(self._held.values())
-        slot = next((n for n in range(self.slots) if n not in used), None)
-        if slot is None:
-            return None
-        self._held[task_id] = slot
-        return self.base + slot * self.size
-
-    def release(self, task_id: int) -> None:
-        self._held.pop(task_id, None)
-
-    def held(self) -> dict[int, int]:
-        """task id -> first port, for every range in use."""
-        return {task: self.base + slot * self.size for task, slot in self._held.items()}
-
-
-def port_pool(settings: Settings) -> PortPool:
-    size = max((repo.ports for repo in settings.repos.values()), default=0)
-    return PortPool(settings.port_base, size)
 
 
 def port_env(first: int, count: int) -> dict[str, str]:
@@ -227,13 +191,13 @@ def setup_command_problems(repo: RepoConfig) -> list[tuple[int, str]]:
     return problems
 
 
-async def prepare_for_runner(core: "Orchestrator", task: "TaskView", repo: RepoConfig, worktree: Path,
+async def prepare_for_runner(world: "World", task: "TaskView", repo: RepoConfig, worktree: Path,
                              should_stop: Callable[[], bool]) -> Prepared:
     """prepare() for a task's runner: its warnings go to the task's thread as notices."""
     from .events import TaskNotice
 
-    prepared = await prepare(task_id=task.id, repo=repo, worktree=Path(worktree), settings=core.settings,
-                             ports=core.ports, logs=core.logs, should_stop=should_stop)
+    prepared = await prepare(task_id=task.id, repo=repo, worktree=Path(worktree), settings=world.settings,
+                             ports=world.ports, logs=world.logs, should_stop=should_stop)
     for warning in prepared.warnings:
-        core.bus.publish(TaskNotice(task, warning, warning=True))
+        world.bus.publish(TaskNotice(task, warning, warning=True))
     return prepared

@@ -41,17 +41,17 @@ async def test_transition_is_compare_and_set_and_audited(db_url):
     store = await Store.open(db_url)
     try:
         task = await _task(store)
-        moved = await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor="U2", reason="dispatch")
-        assert moved.state is S.IN_PROGRESS and moved.version == task.version + 1
-        with pytest.raises(IllegalTransition, match="it is in_progress, not backlog"):
-            await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor="U3")
-        with pytest.raises(IllegalTransition, match="cannot go from in_progress to completed"):
-            await store.transition(task.id, S.IN_PROGRESS, S.COMPLETED, actor="U3")
+        moved = await store.transition(task.id, S.BACKLOG, S.QUEUED, actor="U2", reason="dispatch")
+        assert moved.state is S.QUEUED and moved.version == task.version + 1
+        with pytest.raises(IllegalTransition, match="it is queued, not backlog"):
+            await store.transition(task.id, S.BACKLOG, S.QUEUED, actor="U3")
+        with pytest.raises(IllegalTransition, match="cannot go from queued to completed"):
+            await store.transition(task.id, S.QUEUED, S.COMPLETED, actor="U3")
         audit = await store.transitions(task.id)
         assert [(a.from_state, a.to_state, a.actor) for a in audit] == [
-            (None, S.BACKLOG, "U1"), (S.BACKLOG, S.IN_PROGRESS, "U2")]
+            (None, S.BACKLOG, "U1"), (S.BACKLOG, S.QUEUED, "U2")]
         with pytest.raises(TaskNotFound):
-            await store.transition(999, S.BACKLOG, S.IN_PROGRESS, actor="U1")
+            await store.transition(999, S.BACKLOG, S.QUEUED, actor="U1")
     finally:
         await store.close()
 
@@ -63,14 +63,14 @@ async def test_concurrent_transitions_only_one_wins(db_url):
 
         async def dispatch(who):
             try:
-                await store.transition(task.id, S.BACKLOG, S.IN_PROGRESS, actor=who)
+                await store.transition(task.id, S.BACKLOG, S.QUEUED, actor=who)
                 return True
             except IllegalTransition:
                 return False
 
         results = await asyncio.gather(*(dispatch(f"U{i}") for i in range(10)))
         assert results.count(True) == 1
-        assert len([a for a in await store.transitions(task.id) if a.to_state is S.IN_PROGRESS]) == 1
+        assert len([a for a in await store.transitions(task.id) if a.to_state is S.QUEUED]) == 1
     finally:
         await store.close()
 
@@ -82,11 +82,13 @@ async def test_queue_positions_are_fifo(db_url):
         ids = []
         for i in range(3):
             t = await _task(store, title=f"t{i}")
-            await store.update_task(t.id, queued_at=utcnow())
+            await store.transition(t.id, S.BACKLOG, S.QUEUED, actor="U1", queued_at=utcnow())
             ids.append(t.id)
         assert [t.queue_position for t in await store.list_tasks()] == [1, 2, 3]
-        assert await store.claim_from_queue(ids[0]) is True
-        assert await store.claim_from_queue(ids[0]) is False
+        assert await store.queued_task_ids() == ids
+        await store.transition(ids[0], S.QUEUED, S.IN_PROGRESS, actor="taskpin")   # a slot takes the first
+        with pytest.raises(IllegalTransition):                                   # and only once
+            await store.transition(ids[0], S.QUEUED, S.IN_PROGRESS, actor="taskpin")
         assert [(await store.get_task(i)).queue_position for i in ids] == [None, 1, 2]
     finally:
         await store.close()

@@ -31,6 +31,7 @@ CARD_TEXT_MAX = 2000  # well under the 3000 section limit, keeps boards small
 
 STATE_EMOJI: Mapping[TaskState, str] = {
     TaskState.BACKLOG: "📥",
+    TaskState.QUEUED: "🕒",
     TaskState.IN_PROGRESS: "▶️",
     TaskState.BLOCKED: "✋",
     TaskState.AWAITING_REVIEW: "🔍",
@@ -40,6 +41,7 @@ STATE_EMOJI: Mapping[TaskState, str] = {
 }
 STATE_LABEL: Mapping[TaskState, str] = {
     TaskState.BACKLOG: "Backlog",
+    TaskState.QUEUED: "Queued",
     TaskState.IN_PROGRESS: "In progress",
     TaskState.BLOCKED: "Blocked",
     TaskState.AWAITING_REVIEW: "Awaiting review",
@@ -51,6 +53,7 @@ STATE_LABEL: Mapping[TaskState, str] = {
 # The buttons each state offers, in display order. Handlers still check the transition.
 CARD_ACTIONS: Mapping[TaskState, tuple[ActionId, ...]] = {
     TaskState.BACKLOG: (ActionId.DISPATCH,),
+    TaskState.QUEUED: (ActionId.CANCEL,),
     TaskState.IN_PROGRESS: (ActionId.CANCEL,),
     TaskState.BLOCKED: (ActionId.CANCEL,),
     TaskState.AWAITING_REVIEW: (ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.REJECT),
@@ -72,6 +75,10 @@ _BUTTON_STYLE: Mapping[ActionId, str] = {
     ActionId.REJECT: "danger",
     ActionId.CANCEL: "danger",
 }
+
+
+# States in which a queue position is shown (queued; the others for views built by hand).
+_WAITING = (TaskState.QUEUED, TaskState.BACKLOG, TaskState.IN_PROGRESS)
 
 
 def card_block_id(task_id: int) -> str:
@@ -129,8 +136,10 @@ def _card_text(task: TaskView, now: datetime, thread_url: str | None) -> str:
 def _state_lines(task: TaskView, now: datetime) -> list[str]:
     state = task.state
     since = _since(task)
-    if task.queued and state in (TaskState.BACKLOG, TaskState.IN_PROGRESS):
+    if task.queued and state in _WAITING:
         return [f"⏳ queued #{task.queue_position} · waiting {fmt_elapsed(task.state_changed_at, now)}"]
+    if state == TaskState.QUEUED:
+        return [f"⏳ queued · waiting {fmt_elapsed(task.state_changed_at, now)}"]
     if state == TaskState.BACKLOG:
         return [f"waiting {fmt_elapsed(since, now)}"]
     if state == TaskState.IN_PROGRESS:
@@ -173,7 +182,7 @@ def _facts(task: TaskView, thread_url: str | None, pull_request_url: str | None 
 
 
 def _compact_detail(task: TaskView) -> str:
-    if task.queued and task.state in (TaskState.BACKLOG, TaskState.IN_PROGRESS):
+    if task.queued and task.state in _WAITING:
         return f"queued #{task.queue_position}"
     if task.state == TaskState.BLOCKED:
         return f"{task.pending_interventions} waiting" if task.pending_interventions else "blocked"

@@ -77,7 +77,7 @@ async def on_request_changes(ack, body, action, respond, context, client) -> Non
     try:
         task = await svc.core.get_task(task_id)
         if task.state is not TaskState.AWAITING_REVIEW:
-            raise IllegalTransition(task.id, task.state, TaskState.IN_PROGRESS)
+            raise IllegalTransition(task.id, task.state, TaskState.QUEUED)
         if not svc.core.may_decide(task, user):
             await tell(svc, user, f"Only the owner of {task.short_id} or an approver can request changes.",
                        respond=respond)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from orchestrator import TaskpinError
+
 from ..blocks.thread import ephemeral_mrkdwn, ephemeral_text
 from ..replies import explain, explain_mrkdwn
 from ..services import Services
@@ -35,7 +37,7 @@ async def _say(svc: Services, user: str, payload: dict, *, respond=None, thread_
 async def tell_error(svc: Services, user: str, exc: Exception, verb: str, **kwargs) -> None:
     if classify(exc) is not None:
         log.warning("could not %s: Slack: %s", verb, describe(exc))   # an outage is no bug: one line
-    elif not isinstance(exc, (LookupError, ValueError)) and type(exc).__module__.split(".")[0] != "orchestrator":
+    elif not isinstance(exc, (TaskpinError, ValueError)):   # a refusal is no bug; anything else is
         log.exception("unexpected error while trying to %s", verb)
     await _say(svc, user, ephemeral_mrkdwn(explain_mrkdwn(exc, verb), explain(exc, verb)), **kwargs)
 

@@ -1,8 +1,6 @@
 """Modal submissions: create a task, request changes. Field errors go back into the modal."""
 from __future__ import annotations
 
-import re
-
 from slack_bolt.async_app import AsyncApp
 
 from orchestrator import InvalidInput, NotAllowed
@@ -12,25 +10,15 @@ from ..ids import CallbackId, InputId, parse_id
 from ..services import services_of
 from .feedback import tell, tell_error
 
-# Which field an InvalidInput is about, judged by how the core's message is phrased. Only the
-# phrasing counts, never a bare word: "the task needs a prompt: say what the agent should do"
-# names the agent but is about the prompt, and a rejected branch name may contain any word.
-_FIELD_PATTERNS = (
-    (re.compile(r"is not a valid branch name$"), InputId.BASE_BRANCH),
-    (re.compile(r"^the title "), InputId.TITLE),
-    (re.compile(r"^(?:there is no|choose an?|no) repository\b"), InputId.REPO),
-    (re.compile(r"^(?:there is no|choose an?|no) agent\b"), InputId.AGENT),
-)
-
-
 def register(app: AsyncApp) -> None:
     app.view(CallbackId.CREATE_TASK_MODAL.value)(on_create_task)
     app.view(CallbackId.REQUEST_CHANGES_MODAL.value)(on_request_changes)
 
 
-def field_for(message: str) -> InputId:
-    lowered = message.strip().lower()
-    return next((field for pattern, field in _FIELD_PATTERNS if pattern.search(lowered)), InputId.PROMPT)
+def field_for(exc: InvalidInput) -> InputId:
+    """The modal input an InvalidInput is about: the core names it (`field`); the prompt
+    when it names none this modal has."""
+    return next((field for field in InputId if field.value == exc.field), InputId.PROMPT)
 
 
 async def on_create_task(ack, body, view, context) -> None:
@@ -43,7 +31,7 @@ async def on_create_task(ack, body, view, context) -> None:
                                           repo=values.get(InputId.REPO), agent=values.get(InputId.AGENT),
                                           base_branch=values.get(InputId.BASE_BRANCH), owner=user)
     except InvalidInput as exc:
-        await ack(response_action="errors", errors={field_for(str(exc)).value: str(exc)[:150]})
+        await ack(response_action="errors", errors={field_for(exc).value: str(exc)[:150]})
         return
     except NotAllowed as exc:
         await ack(response_action="errors", errors={InputId.PROMPT.value: str(exc)[:150]})

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from ..errors import TaskNotFound
 from ..models import (
     AttemptView,
     DiffSummary,
@@ -30,13 +31,10 @@ from . import migrate
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
 
 
-class TaskNotFound(LookupError):
-    def __init__(self, task_id: int):
-        self.task_id = task_id
-        super().__init__(f"there is no task #{task_id}")
-
-
 ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
+# The queue: tasks in state queued, in the order they joined it (queued_at), then by id.
+_QUEUE_ORDER = (select(TaskRow.id).where(TaskRow.state == TaskState.QUEUED.value)
+                .order_by(TaskRow.queued_at, TaskRow.id))
 
 
 def _storable_id(value: object) -> bool:
@@ -59,6 +57,18 @@ def make_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
+    """Bring the database at `url` to the newest schema (upgrade=False: only look); returns
+    the revision it is at."""
+    engine = make_engine(url)
+    try:
+        if upgrade:
+            await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
 
 
 def _option_from(data: dict) -> Option:
@@ -162,10 +172,9 @@ class Store:
                     .correlate(TaskRow).scalar_subquery())
         async with self.session() as s:
             rows = (await s.execute(query.add_columns(pending, attempts))).all()
-            queue = []
-            if any(row.queued_at is not None for row, _, _ in rows):
-                queue = (await s.execute(select(TaskRow.id).where(TaskRow.queued_at.is_not(None))
-                                         .order_by(TaskRow.queued_at, TaskRow.id))).scalars().all()
+            queue: Sequence[int] = []
+            if any(row.state == TaskState.QUEUED.value for row, _, _ in rows):
+                queue = (await s.execute(_QUEUE_ORDER)).scalars().all()
         position = {task_id: i + 1 for i, task_id in enumerate(queue)}
         return [self._task_view(row, position.get(row.id), n_pending, n_attempts)
                 for row, n_pending, n_attempts in rows]
@@ -266,16 +275,9 @@ class Store:
     # ---- the dispatch queue ----------------------------------------------------------
 
     async def queued_task_ids(self) -> list[int]:
+        """Tasks in state queued, first come first served."""
         async with self.session() as s:
-            return list((await s.execute(select(TaskRow.id).where(TaskRow.queued_at.is_not(None))
-                                         .order_by(TaskRow.queued_at, TaskRow.id))).scalars().all())
-
-    async def claim_from_queue(self, task_id: int) -> bool:
-        """Take a task off the queue; True for exactly one caller."""
-        async with self.session() as s, s.begin():
-            result = await s.execute(update(TaskRow).where(TaskRow.id == task_id, TaskRow.queued_at.is_not(None))
-                                     .values(queued_at=None, updated_at=utcnow()))
-            return result.rowcount == 1
+            return list((await s.execute(_QUEUE_ORDER)).scalars().all())
 
     # ---- interventions -----------------------------------------------------------------
 

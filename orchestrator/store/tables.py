@@ -51,7 +51,8 @@ class TaskRow(Base):
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # Set while waiting for a session slot: FIFO order is (queued_at, id).
+    # When the task last joined the queue (state queued): FIFO order is (queued_at, id). Kept
+    # while it runs, so a run that resumes after a restart goes back ahead of later arrivals.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     retryable: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -63,7 +64,7 @@ class TaskRow(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
-    __table_args__ = (Index("ix_tasks_queue", "queued_at", "id"),)
+    __table_args__ = (Index("ix_tasks_queue", "state", "queued_at", "id"),)
 
 
 class TransitionRow(Base):

@@ -12,6 +12,7 @@ from orchestrator.states import TaskState
 
 EXPECTED_BUTTONS = {
     TaskState.BACKLOG: {ActionId.DISPATCH},
+    TaskState.QUEUED: {ActionId.CANCEL},
     TaskState.IN_PROGRESS: {ActionId.CANCEL},
     TaskState.BLOCKED: {ActionId.CANCEL},
     TaskState.AWAITING_REVIEW: {ActionId.APPROVE, ActionId.REQUEST_CHANGES, ActionId.REJECT},

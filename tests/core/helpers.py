@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from orchestrator import Orchestrator, Settings, TaskState
+from orchestrator.clock import Clock
 from orchestrator.events import Event
 
 AGENT = str(Path(__file__).resolve().parent.parent / "agents" / "scripted_agent.py")
@@ -51,8 +52,8 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-async def started(settings: Settings) -> Orchestrator:
-    core = await Orchestrator.open(settings)
+async def started(settings: Settings, *, clock: Clock | None = None) -> Orchestrator:
+    core = await Orchestrator.open(settings, clock=clock)
     await core.start()
     return core
 

@@ -267,9 +267,9 @@ async def test_an_approval_interrupted_by_a_crash_settles_on_what_landed(tmp_pat
                     await session.execute(update(TaskRow).where(TaskRow.id == task.id)
                                           .values(state=S.APPROVING.value))
             else:
-                await core._transition(task, S.APPROVING, actor="U1", reason="approving (pull_request)")
+                await core.world.transition(task, S.APPROVING, actor="U1", reason="approving (pull_request)")
         for task_id in (landed.id, lost.id):
-            await settle_approval(core, await core.get_task(task_id))
+            await settle_approval(core.world, await core.get_task(task_id))
         assert (await core.get_task(landed.id)).state is S.COMPLETED
         assert (await core.get_task(lost.id)).state is S.AWAITING_REVIEW
         assert len(github.pulls) == 1

@@ -1,12 +1,10 @@
 """Queueing at the cap, retries with backoff, timeouts, budgets, cancel."""
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from orchestrator import AttemptFailed, InterventionReminder, TaskState, TaskUpdated
+from orchestrator.clock import ManualClock
 
 from .helpers import Recorder, make_settings, pid_alive, scripted, started, wait_state, wait_until
 
@@ -25,7 +23,7 @@ async def test_dispatches_beyond_the_cap_wait_in_fifo_order(tmp_path, git_repo):
         await wait_until(lambda: core.accepts_follow_up(ids[0]) and core.accepts_follow_up(ids[1]), what="two running")
         tasks = {t.id: t for t in await core.list_tasks()}
         assert [tasks[i].queue_position for i in ids] == [None, None, 1, 2]
-        assert all(tasks[i].state is S.IN_PROGRESS for i in ids)
+        assert [tasks[i].state for i in ids] == [S.IN_PROGRESS, S.IN_PROGRESS, S.QUEUED, S.QUEUED]
         assert not core.is_running(ids[2]) and not core.is_running(ids[3])
 
         await core.follow_up(ids[1], "go", actor="U1")           # the second finishes first
@@ -45,22 +43,44 @@ async def test_dispatches_beyond_the_cap_wait_in_fifo_order(tmp_path, git_repo):
 async def test_crashes_are_retried_with_backoff_then_fail(tmp_path, git_repo):
     steps = [{"stderr": "segfault-ish"}, {"exit": 3}]
     settings = make_settings(tmp_path, git_repo, {"bot": scripted(steps)}, max_attempts=3, retry_backoff_s=0.2)
-    core = await started(settings)
+    clock = ManualClock()
+    core = await started(settings, clock=clock)
     rec = Recorder(core)
     try:
         task = await core.create_task(prompt="crash", owner="U1")
-        start = time.monotonic()
         await core.dispatch(task.id, actor="U1")
+        await clock.wait_for_sleeps(1)
+        assert clock.sleeps == [pytest.approx(0.2)]
+        assert len(await core.store.attempts(task.id)) == 1   # the next attempt waits out the backoff
+        clock.advance(0.2)
+        await clock.wait_for_sleeps(2)
+        assert clock.sleeps == [pytest.approx(0.2), pytest.approx(0.4)]   # exponential
+        assert len(await core.store.attempts(task.id)) == 2
+        clock.advance(0.4)
         task = await wait_state(core, task.id, S.FAILED)
-        elapsed = time.monotonic() - start
         assert "exited with code 3" in task.failure_reason and "segfault-ish" in task.failure_reason
         assert task.attempts == 3
         await core.bus.drain()
         retries = rec.of(AttemptFailed)
-        assert [r.retry_in for r in retries] == [pytest.approx(0.2), pytest.approx(0.4)]   # exponential
-        assert elapsed >= 0.6
+        assert [r.retry_in for r in retries] == [pytest.approx(0.2), pytest.approx(0.4)]
         attempts = await core.store.attempts(task.id)
         assert [a.outcome for a in attempts] == ["failed", "failed", "failed"]
+    finally:
+        await core.close()
+
+
+async def test_cancel_during_the_backoff_stops_the_retries(tmp_path, git_repo):
+    settings = make_settings(tmp_path, git_repo, {"bot": scripted([{"exit": 3}])}, max_attempts=3,
+                             retry_backoff_s=30)
+    clock = ManualClock()
+    core = await started(settings, clock=clock)
+    try:
+        task = await core.create_task(prompt="crash", owner="U1")
+        await core.dispatch(task.id, actor="U1")
+        await clock.wait_for_sleeps(1)
+        task = await core.cancel(task.id, actor="U1")
+        assert task.state is S.FAILED and task.failure_reason == "cancelled"
+        assert len(await core.store.attempts(task.id)) == 1
     finally:
         await core.close()
 
@@ -112,14 +132,22 @@ async def test_time_blocked_on_a_human_is_not_idle_and_the_intervention_reminds_
     steps = [{"ask": {"id": "q", "kind": "input", "prompt": "name?"}}, {"finish": "ok"}]
     settings = make_settings(tmp_path, git_repo, {"bot": scripted(steps)}, idle_timeout_s=0.3,
                              intervention_reminder_s=0.6, intervention_timeout_s=1.2)
-    core = await started(settings)
+    clock = ManualClock()
+    core = await started(settings, clock=clock)
     rec = Recorder(core)
     try:
         task = await core.create_task(prompt="ask", owner="U1")
         await core.dispatch(task.id, actor="U1")
         await wait_state(core, task.id, S.BLOCKED)
-        await asyncio.sleep(0.5)   # longer than the idle limit: still blocked, not failed
+        # Blocked, the run waits for the reminder only: the idle limit does not count.
+        await wait_until(lambda: clock.deadlines() == [pytest.approx(0.6)], what="the run waits for the reminder")
+        clock.advance(0.5)   # past the idle limit
+        assert clock.deadlines() == [pytest.approx(0.1)]
         assert (await core.get_task(task.id)).state is S.BLOCKED
+        clock.advance(0.1)
+        await wait_until(lambda: rec.of(InterventionReminder), what="the reminder")
+        await wait_until(lambda: clock.deadlines() == [pytest.approx(0.6)], what="the run waits for the expiry")
+        clock.advance(0.6)
         task = await wait_state(core, task.id, S.FAILED)
         assert "intervention timeout" in task.failure_reason
         await core.bus.drain()

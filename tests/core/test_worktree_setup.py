@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from orchestrator import Answer, TaskNotice, TaskState
-from orchestrator.worktree_setup import PortPool, is_ready
+from orchestrator.ports import PortPool
+from orchestrator.worktree_setup import is_ready
 
 from .helpers import Recorder, make_settings, scripted, started, wait_state, wait_until
 
