@@ -131,6 +131,8 @@ class TaskRunner:
             await self._not_delivered(open_question, actor, error)
             raise ActionRefused(f"your answer could not reach the agent ({error}); "
                                 "the question is still open, answer it again") from exc
+        self.world.logs.append(self.task_id, f"[taskpin] {actor} answered: "
+                                             f"{answer.text or ', '.join(answer.option_ids)}")
         self._questions.pop(question.id, None)
         answered = replace(open_question.view, status=InterventionStatus.ANSWERED, answered_by=actor,
                            answer_text=answer.text or None, answer_options=answer.option_ids, resolved_at=utcnow())
@@ -142,8 +144,6 @@ class TaskRunner:
             answered = stored or await self.world.store.get_intervention(question.id) or answered
         finally:
             handed.set_result(answered)
-        self.world.logs.append(self.task_id, f"[taskpin] {actor} answered: "
-                                             f"{answer.text or ', '.join(answer.option_ids)}")
         return answered
 
     async def _not_delivered(self, question: OpenQuestion, actor: str, error: str) -> None:

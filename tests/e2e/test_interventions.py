@@ -82,7 +82,8 @@ async def test_a_thread_reply_to_a_permission_denies_it_and_tells_the_agent_why(
     await wait_until(lambda: answers(log), what="the answer line")
     assert [(a["option"], a["options"], a["text"]) for a in answers(log)] == \
         [("deny", ["deny"], "No: use `make clean` instead (build < 1 GB & fine)")]
-    assert any("U_OWNER answered: No: use `make clean` instead (build < 1 GB & fine)" in line for line in core.tail_log(task.id))
+    await wait_until(lambda: any("U_OWNER answered: No: use `make clean` instead (build < 1 GB & fine)" in line
+                                 for line in core.tail_log(task.id)), what="the answer in the task log")
     done = await message_now(emu, question["ts"], lambda m: "denied" in emu.text_of(m))
     assert "🚫 <@U_OWNER> denied it" in emu.text_of(done) and "make clean" in emu.text_of(done)
     assert not has_controls(done)
