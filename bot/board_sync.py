@@ -101,7 +101,8 @@ class BoardSync:
     async def render(self) -> dict:
         tasks = await self.core.list_tasks()
         urls = await thread_urls(self.core)
-        return render_board(tasks, now=datetime.now(timezone.utc), thread_urls=urls, home_hint=self.home_hint)
+        return render_board(tasks, now=datetime.now(timezone.utc), thread_urls=urls, home_hint=self.home_hint,
+                            pull_request_urls=await self.core.pull_requests.urls())
 
     async def ensure_board(self) -> None:
         """Find the stored board message and make sure it is there and pinned; else post a new one.

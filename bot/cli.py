@@ -107,7 +107,7 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
     core, slack, problems = load_settings()
     problems += config_problems(core)
     if core is not None:
-        problems += await check_all(core, role=role)
+        problems += await check_all(core, online=online, role=role)
     if slack is not None and for_run and role == "worker":    # its /healthz
         problems += [p for p in [port_problem(slack.http_host, slack.http_port)] if p]
     if slack is not None and include_slack and role != "worker":
@@ -140,16 +140,10 @@ def cmd_db(args) -> int:
         return 1
 
     async def run() -> None:
-        from orchestrator.store import make_engine
-        from orchestrator.store import migrate
+        from orchestrator import migrate_database
 
-        engine = make_engine(core.database_url)
-        try:
-            if args.action == "upgrade":
-                await migrate.upgrade(engine)
-            print(f"database schema at revision {await migrate.current_revision(engine)}")
-        finally:
-            await engine.dispose()
+        revision = await migrate_database(core.database_url, upgrade=args.action == "upgrade")
+        print(f"database schema at revision {revision}")
 
     try:
         asyncio.run(run())
@@ -172,7 +166,8 @@ def cmd_run(args) -> int:
     from .logging_setup import setup_logging
     from .runtime import serve
 
-    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret) if s]
+    secrets = [s.get_secret_value() for s in (slack.bot_token, slack.app_token, slack.signing_secret,
+                                              core.github_token) if s]
     setup_logging(args.log_level, secrets)
     try:
         asyncio.run(serve(core, slack, role=args.role))
@@ -186,6 +181,40 @@ def cmd_run(args) -> int:
         print(f"taskpin: stopped: {one_line(exc)}", file=sys.stderr)
         print("taskpin: run `taskpin check`; `taskpin run --log-level DEBUG` logs the details", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_gc(args) -> int:
+    """Remove (or, with --dry-run, list) the worktrees of finished tasks past their retention."""
+    core, _, problems = load_settings()
+    url_problem = database_url_problem(core.database_url) if core is not None else None
+    if core is None or url_problem is not None:
+        print_problems([url_problem] if url_problem else problems)
+        return 1
+
+    async def run():
+        from orchestrator import Orchestrator
+
+        orchestrator = await Orchestrator.open(core)
+        try:
+            return await orchestrator.collect_worktrees(dry_run=args.dry_run)
+        finally:
+            await orchestrator.close()
+
+    try:
+        verdicts = asyncio.run(run())
+    except Exception as exc:
+        print(f"taskpin gc: failed: {one_line(exc)}", file=sys.stderr)
+        return 1
+    removed = [v for v in verdicts if v.remove]
+    for verdict in verdicts:
+        verb = ("would remove" if args.dry_run else "removed") if verdict.remove else "kept"
+        why = verdict.why.removeprefix("kept: ")
+        print(f"{verb} #{verdict.task_id} {verdict.worktree} ({why})")
+    days = f"{core.worktree_retention_days:g}"
+    print(f"taskpin gc: {len(removed)} worktree(s) {'would go' if args.dry_run else 'removed'}, "
+          f"{len(verdicts) - len(removed)} kept (finished more than {days} day(s) ago; "
+          f"TASKPIN_WORKTREE_RETENTION_DAYS)")
     return 0
 
 
@@ -244,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     db.set_defaults(func=cmd_db)
+    gc = sub.add_parser("gc", help="remove the worktrees of finished tasks past worktree_retention_days")
+    gc.add_argument("--dry-run", action="store_true", help="only show what would be removed and what is kept")
+    gc.set_defaults(func=cmd_gc)
     demo = sub.add_parser("demo", help="the whole flow offline: a local Slack emulator, a demo agent, the bot")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")
     demo.set_defaults(func=cmd_demo)

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 async def publish_home(svc: Services, user: str, *, page: int = 0) -> None:
     tasks = await svc.core.list_tasks()
     view = render_home(tasks, viewer=user, now=datetime.now(timezone.utc), page=page,
-                       thread_urls=await thread_urls(svc.core))
+                       thread_urls=await thread_urls(svc.core),
+                       pull_request_urls=await svc.core.pull_requests.urls())
     try:
         await svc.client.views_publish(user_id=user, view=view)
     except Exception as exc:

@@ -19,6 +19,7 @@ from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
 from .surface import Surface
+from .threads import thread_url
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Runtime:
         surface = Surface(core, node.coordinator, slack, client, paced, team_url=lambda: health.team_url)
         svc = Services(core=core, settings=slack, client=client, board=surface.board, threads=surface.threads)
         surface.svc = svc
+        core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too
         runtime = cls(node, svc, surface, health)
         try:
             await health.probe(client)

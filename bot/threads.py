@@ -25,12 +25,20 @@ from orchestrator import (
     InterventionResolved,
     Orchestrator,
     TaskState,
+    TaskNotice,
     TaskStateChanged,
     TaskView,
 )
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
-from .blocks.thread import dispatch_message, milestone_message, output_summary_message, result_message, review_message
+from .blocks.thread import (
+    dispatch_message,
+    milestone_message,
+    notice_message,
+    output_summary_message,
+    result_message,
+    review_message,
+)
 from .poster import ChannelPoster, Priority
 from .slack_errors import describe
 
@@ -46,6 +54,12 @@ OUTPUT_LINES_KEPT = 40
 async def thread_urls(core: Orchestrator) -> dict[int, str]:
     items = await core.kv_items(THREAD_KEY)
     return {int(k[len(THREAD_KEY):]): v["url"] for k, v in items.items() if isinstance(v, dict) and v.get("url")}
+
+
+async def thread_url(core: Orchestrator, task_id: int) -> str | None:
+    """The task's thread in Slack, for links from elsewhere (a pull request's description)."""
+    stored = await core.kv_get(THREAD_KEY + str(task_id))
+    return stored.get("url") if isinstance(stored, dict) else None
 
 
 async def task_for_thread(core: Orchestrator, thread_ts: str) -> int | None:
@@ -131,6 +145,9 @@ class TaskThreads:
             case AttemptFailed(task=task, attempt=n, error=error, retry_in=retry_in):
                 retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
                 await self._reply(task, milestone_message(task, f"attempt {n} failed: {error}{retry}"),
+                                  "milestone", Priority.MILESTONE)
+            case TaskNotice(task=task, text=text, link=url, link_text=url_text, warning=warning):
+                await self._reply(task, notice_message(task, text, url=url, url_text=url_text, warning=warning),
                                   "milestone", Priority.MILESTONE)
             case TaskStateChanged():
                 await self._on_state_changed(event)

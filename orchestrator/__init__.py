@@ -13,6 +13,7 @@ from .events import (
     InterventionRequested,
     InterventionResolved,
     TaskCreated,
+    TaskNotice,
     TaskStateChanged,
     TaskUpdated,
     UsageReported,
@@ -29,12 +30,14 @@ from .models import (
 )
 from .outbox import Outbox, OutboxItem, OutboxStatus
 from .states import STATE_ORDER, TRANSITIONS, IllegalTransition, TaskState
+from .store import migrate_database
 
 __all__ = [
-    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary", "Event", "EventBus",
+    "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary",
+    "Event", "EventBus",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
-    "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotFound", "TaskState",
+    "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database",
 ]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .config import Settings
+from .config import OnApprove, Settings
 from .harness.registry import build_harness, validate_agent_options
 from .store import make_engine
 from .workspaces import Workspaces
@@ -56,8 +56,10 @@ def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem
     problems += directory_problems("TASKPIN_LOG_DIR", settings.log_dir)
     workspaces = Workspaces(settings.workspaces_dir)
     for name, repo in settings.repos.items():
-        for message in workspaces.check_repo(repo.path, repo.base_branch):
+        repo_problems = workspaces.check_repo(repo.path, repo.base_branch)
+        for message in repo_problems:
             problems.append(Problem(f"repos.{name}", message, f"edit repos.{name} in taskpin.toml"))
+        problems += workflow_problems(settings, name, repo, repo_ok=not repo_problems)
     for name, agent in settings.agents.items():
         option_problems = validate_agent_options(agent.kind, agent.options)
         problems += [Problem(f"agents.{name}.{key}", what, fix) for key, what, fix in option_problems]
@@ -70,6 +72,64 @@ def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem
             continue
         for message in harness.check():
             problems.append(Problem(f"agents.{name}", message, f"edit agents.{name} in taskpin.toml"))
+    return problems
+
+
+def workflow_problems(settings: Settings, name: str, repo, *, repo_ok: bool) -> list[Problem]:
+    """Setup commands that cannot start; pull requests without a token or a GitHub repository."""
+    from .worktree_setup import setup_command_problems
+
+    problems = [Problem(f"repos.{name}.setup", f"command {n + 1} ({' '.join(repo.setup[n])}): {what}",
+                        f"install it on this machine (the one taskpin runs on), or fix `setup` in [repos.{name}]")
+                for n, what in setup_command_problems(repo)]
+    if repo.on_approve is OnApprove.PULL_REQUEST:
+        if settings.github_token is None:
+            problems.append(Problem("TASKPIN_GITHUB_TOKEN", f"repos.{name} opens pull requests on approve, but no "
+                                    "GitHub token is set", "set TASKPIN_GITHUB_TOKEN (or GITHUB_TOKEN) in the "
+                                    "environment or .env to a token that can push and open pull requests"))
+        if repo_ok:
+            from .errors import ActionRefused
+            from .pull_requests import github_repo_of
+
+            try:
+                github_repo_of(name, repo)
+            except ActionRefused:
+                problems.append(Problem(f"repos.{name}.github_repo", f"remote {repo.remote!r} is not a GitHub URL, "
+                                        "so taskpin cannot tell which repository to open pull requests on",
+                                        f'set github_repo = "owner/name" in [repos.{name}]'))
+    return problems
+
+
+async def check_github(settings: Settings) -> list[Problem]:
+    """For each repository that opens pull requests: the token's access, when GitHub answers."""
+    from .errors import ActionRefused
+    from .github import GitHub, GitHubError
+    from .pull_requests import github_repo_of
+
+    if settings.github_token is None:
+        return []
+    problems = []
+    for name, repo in settings.repos.items():
+        if repo.on_approve is not OnApprove.PULL_REQUEST:
+            continue
+        try:
+            full_name = github_repo_of(name, repo)
+        except ActionRefused:
+            continue    # reported by check_structure
+        where = f"repos.{name}"
+        try:
+            async with GitHub(settings.github_token.get_secret_value(), repo.github_api_url or settings.github_api_url,
+                              retries=0, timeout_s=min(settings.github_timeout_s, 10)) as github:
+                seen = await github.repo_access(full_name)
+        except GitHubError as exc:
+            if exc.status is None:
+                continue    # GitHub cannot be reached from here: nothing to tell about the token
+            problems.append(Problem(where, str(exc).replace(", then approve again", ""),
+                                    "fix the token or github_repo, then run `taskpin check` again"))
+            continue
+        if (seen.get("permissions") or {}).get("push") is False:
+            problems.append(Problem(where, f"the GitHub token can read {full_name} but not push to it",
+                                    "give the token write access to its contents and pull requests"))
     return problems
 
 
@@ -161,7 +221,9 @@ def role_problem(role: str, url: str) -> Problem | None:
                    "`taskpin run` (every role in one process) on SQLite")
 
 
-async def check_all(settings: Settings, role: str = "all") -> list[Problem]:
-    problems = check_structure(settings, machine=role != "slack")
+async def check_all(settings: Settings, *, online: bool = True, role: str = "all") -> list[Problem]:
+    """A `slack` process is not asked for what only machines that run agents need."""
+    problems = check_structure(settings, machine=role != "slack") + await check_database(settings.database_url)
     problem = role_problem(role, settings.database_url)
-    return problems + ([problem] if problem else []) + await check_database(settings.database_url)
+    problems += [problem] if problem else []
+    return problems + (await check_github(settings) if online and role != "slack" else [])

@@ -8,7 +8,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -66,8 +66,9 @@ class ManualClock:
     async def wait_for(self, awaitable: Awaitable[T], timeout: float) -> T:
         work = asyncio.ensure_future(awaitable)
         timer = self._timer(timeout)
+        racing: set[asyncio.Future[Any]] = {work, timer}
         try:
-            await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
         finally:
             timer.cancel()
             if not work.done():

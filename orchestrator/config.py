@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -33,15 +33,44 @@ class OnApprove(StrEnum):
     NONE = "none"     # keep the branch
     MERGE = "merge"   # merge the task branch into the base branch
     PUSH = "push"     # push the task branch to a remote
+    PULL_REQUEST = "pull_request"   # push it and open a pull request on GitHub
 
 
 class RepoConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     path: Path
     base_branch: str = "main"
     on_approve: OnApprove = OnApprove.NONE
     remote: str = "origin"
+    # Ready-to-run worktrees (orchestrator/worktree_setup.py): files copied from the checkout at
+    # `path` into each new worktree (never committed by taskpin), argv lists run there before the
+    # agent starts, and how many ports each live task gets from TASKPIN_PORT_BASE on.
+    copy_files: list[str] = Field(default_factory=list, alias="copy")
+    setup: list[list[str]] = Field(default_factory=list)
+    setup_timeout_s: float = Field(default=600.0, gt=0)
+    ports: int = Field(default=0, ge=0, le=1000)
+    # Pull requests (on_approve = "pull_request"): "owner/name" on GitHub (default: read from the
+    # remote's URL) and the API's base URL (default: TASKPIN_GITHUB_API_URL).
+    github_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    github_api_url: str | None = None
+
+    @field_validator("copy_files")
+    @classmethod
+    def _relative_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            parts = Path(path).parts
+            if not path.strip() or Path(path).is_absolute() or ".." in parts or ".git" in parts:
+                raise ValueError(f"{path!r} must be a path inside the repository, like '.env' or 'config/local.yml'")
+        return paths
+
+    @field_validator("setup")
+    @classmethod
+    def _argv_lists(cls, commands: list[list[str]]) -> list[list[str]]:
+        for argv in commands:
+            if not argv or not argv[0].strip():
+                raise ValueError('each setup command is a non-empty argv list, like ["npm", "ci"]')
+        return commands
 
 
 class AgentConfig(BaseModel):
@@ -78,6 +107,8 @@ class Settings(BaseSettings):
     log_retention_days: float = 14.0
     log_tail_lines: int = 200
     keep_worktrees: bool = True
+    worktree_retention_days: float = Field(default=7.0, gt=0)   # completed/failed tasks' worktrees
+    port_base: int = Field(default=20000, ge=1024, le=65000)    # per-task port ranges start here
 
     max_concurrent_sessions: int = Field(default=4, ge=1)
     default_repo: str | None = None
@@ -106,10 +137,23 @@ class Settings(BaseSettings):
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Pull requests: a token with write access to the repositories' contents and pull requests.
+    # TASKPIN_GITHUB_TOKEN, else GITHUB_TOKEN from the environment (what `gh` and CI set).
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"   # GitHub Enterprise: https://HOST/api/v3
+    github_retries: int = Field(default=2, ge=0, le=10)   # for 5xx answers
+    github_timeout_s: float = Field(default=30.0, gt=0)
+
     repos: dict[str, RepoConfig] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
 
     _split = field_validator("approvers", "allowed_users", mode="before")(_split_csv)
+
+    @field_validator("github_token", mode="after")
+    @classmethod
+    def _github_token_fallback(cls, token: SecretStr | None) -> SecretStr | None:
+        fallback = os.environ.get("GITHUB_TOKEN", "").strip()
+        return token if token is not None or not fallback else SecretStr(fallback)
 
     @classmethod
     def settings_customise_sources(

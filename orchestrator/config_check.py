@@ -21,6 +21,7 @@ from .suggest import unknown_name
 NOT_SETTINGS = {
     "TASKPIN_TASK_ID", "TASKPIN_ATTEMPT", "TASKPIN_ATTEMPT_TOKEN", "TASKPIN_PROMPT", "TASKPIN_WORKDIR",
     "TASKPIN_RESUME_SESSION",                       # orchestrator/harness/command.py, runner.py
+    "TASKPIN_PORT_COUNT",                           # orchestrator/worktree_setup.py
     "TASKPIN_CRASH_AT",                             # orchestrator/crashpoints.py (kill -9 tests)
     "TASKPIN_AGENTS_PREFIX",                        # where the test suite keeps the agent CLIs
     "TASKPIN_FAKE_OPENAI_KEY",                      # tests/fakes

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 from datetime import timedelta
 
-from .approval import approved_reason, on_approve_of
+from . import retention
+from .approval import ACTION_VERB, approved_reason, on_approve_of
 from .clock import Clock
 from .coordination.base import Coordinator, Lease, default_worker_name
 from .coordination.inprocess import InProcessCoordinator
@@ -21,6 +22,7 @@ from .events import EventBus, TaskCreated
 from .harness.base import Harness
 from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
 from .outbox import Outbox
+from .pull_requests import PullRequests
 from .recovery import recover
 from .runner import Outcome, TaskRunner
 from .scheduling import Scheduling
@@ -55,15 +57,17 @@ class Orchestrator(Scheduling):
         self.settings, self.store, self.bus = settings, store, self.world.bus
         self.workspaces, self.logs, self.clock = self.world.workspaces, self.world.logs, self.world.clock
         self.outbox = Outbox(store)   # what the surface must still get out, in order
+        self.ports = self.world.ports            # a distinct port range per live task
+        self.pull_requests = PullRequests(self.world)
         # One process unless use_coordination() says otherwise (see orchestrator/coordination).
         self.coordinator: Coordinator = InProcessCoordinator(settings.worker_name or default_worker_name(), store)
         self.cluster = Cluster(self.world, self.coordinator)
         self.runs_agents = True
         self._leases: dict[int, Lease] = {}            # task id -> the lease of its run here
         self._runners: dict[int, TaskRunner] = {}
-        self._runner_tasks: set[asyncio.Task] = set()
+        self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()
-        self._maintenance: asyncio.Task | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._closing = False
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -89,6 +93,7 @@ class Orchestrator(Scheduling):
             await recover(self.world)
         else:   # the workers settle what dead processes left (see coordination/link.py)
             await self.cluster.start(on_lost=self._lease_lost, kick=self.kick, handlers=self._handlers())
+        self.pull_requests.start()
         self.logs.prune()
         await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
@@ -118,6 +123,15 @@ class Orchestrator(Scheduling):
                 await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
             except Exception as exc:   # the next hour tries again
                 log.warning("could not prune old delivery ids: %s", exc)
+            try:
+                await retention.collect(self.world)   # old worktrees of finished tasks
+            except Exception as exc:
+                log.warning("could not remove old worktrees: %s", exc)
+
+    async def collect_worktrees(self, *, dry_run: bool = False) -> list[retention.Verdict]:
+        """Remove (or, dry, list) the worktrees of tasks finished longer ago than the retention
+        allows, keeping any that hold work found nowhere else (`taskpin gc`)."""
+        return await retention.collect(self.world, dry_run=dry_run)
 
     # ---- configuration the surface needs -------------------------------------------------
 
@@ -333,6 +347,8 @@ class Orchestrator(Scheduling):
                     f"{task.base_branch} is checked out in {checkouts[0]}, and taskpin never moves a branch under "
                     f"someone's checkout. Check out another branch there (or point taskpin at a dedicated clone), "
                     f"then approve again. {task.branch} is kept.")
+        if action is OnApprove.PULL_REQUEST:
+            self.pull_requests.precheck(task, repo)
         task = await self.world.transition(task, S.APPROVING, actor=actor, reason=f"approving ({action.value})")
         crash_point("approve.claimed")
         try:
@@ -341,8 +357,10 @@ class Orchestrator(Scheduling):
                                         f"Merge {task.branch} (taskpin {task.short_id}: {task.title})")
             elif action is OnApprove.PUSH:
                 await asyncio.to_thread(self.workspaces.push, repo.path, task.branch, repo.remote)
+            elif action is OnApprove.PULL_REQUEST:
+                await self.pull_requests.open(task, repo)
         except Exception as exc:
-            why = f"could not {action.value} {task.branch}: {exc}"
+            why = f"could not {ACTION_VERB.get(action, action.value)} {task.branch}: {exc}"
             await self.world.transition(task, S.AWAITING_REVIEW, actor=actor, reason=why)
             raise ActionRefused(why) from exc
         crash_point("approve.acted")

@@ -79,6 +79,18 @@ class AttemptFailed:
 
 
 @dataclass(frozen=True)
+class TaskNotice:
+    """Something the task's people should read in its thread: a warning while preparing its
+    worktree, a pull request opened or updated. `link` (with `link_text`) goes after `text`."""
+
+    task: TaskView
+    text: str
+    link: str | None = None
+    link_text: str | None = None
+    warning: bool = False
+
+
+@dataclass(frozen=True)
 class AgentOutput:
     task_id: int
     text: str
@@ -95,7 +107,7 @@ class UsageReported:
 
 Event = (
     TaskCreated | TaskStateChanged | TaskUpdated | InterventionRequested | InterventionResolved
-    | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported
+    | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported | TaskNotice
 )
 DROPPABLE = (AgentOutput, UsageReported)
 

@@ -114,7 +114,7 @@ async def settle_approval(world: World, task: TaskView) -> None:
     repo = world.settings.repos.get(task.repo)
     action = on_approve_of(repo)
     try:
-        landed = await approval_landed(world.workspaces, task, repo)
+        landed = await approval_landed(world, task, repo)
     except Exception as exc:
         log.warning("task #%s: could not check its interrupted approval: %s", task.id, exc)
         landed = False

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .clock import Clock
+from .config import Settings
 from .harness.base import InterventionRequest
 from .models import InterventionView, TaskView
 
@@ -99,3 +100,21 @@ def compose_follow_up(original_prompt: str, message: str) -> str:
     return f"{original_prompt}\n\n---\nFollow-up from the reviewer:\n{message}"
 
 
+
+
+def budget_outcome(settings: Settings, input_tokens: float, output_tokens: float, cost_usd: float) -> Outcome | None:
+    """The failure a run's usage so far calls for, if it is over a cap."""
+    tokens = int(input_tokens + output_tokens)
+    if settings.max_tokens_per_task and tokens > settings.max_tokens_per_task:
+        return Outcome("failed", f"budget exceeded: {tokens} tokens used, the cap is {settings.max_tokens_per_task}")
+    if settings.max_cost_per_task_usd and cost_usd > settings.max_cost_per_task_usd:
+        return Outcome("failed", f"budget exceeded: ${cost_usd:.2f} spent, the cap is "
+                                 f"${settings.max_cost_per_task_usd:.2f}")
+    return None
+
+
+def keep_only_controls(inbox: asyncio.Queue[object]) -> None:
+    """Drop what an ended session still had in a run's inbox; controls (a stop, answers) stay."""
+    kept = [item for item in (inbox.get_nowait() for _ in range(inbox.qsize())) if isinstance(item, (Stop, Answered))]
+    for item in kept:
+        inbox.put_nowait(item)

@@ -4,9 +4,8 @@ A TaskRunner lives from the moment a task leaves the queue (queued -> in_progres
 reaches awaiting_review or failed (or taskpin shuts down). It talks to the world only through
 the World it is given (transition, publish, store, logs, workspaces, harnesses, clock) and is
 the only writer of its task's state while it runs. It owns its session's conversation:
-answers to the agent's questions and follow-up messages go through `answer()` and
-`follow_up()`, and the state changes they cause happen here, in order with what the agent
-does next.
+answers and follow-ups go through `answer()` and `follow_up()`; the state changes they cause
+happen here, in order with what the agent does next.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from .errors import ActionRefused
 from .events import (
@@ -50,12 +50,15 @@ from .run_parts import (
     Stop,
     StreamEnded,
     UsageMeter,
+    budget_outcome,
     compose_follow_up,
+    keep_only_controls,
     workspace_mark,
 )
 from .states import IllegalTransition, TaskState
 from .store.fence import LeaseLost
 from .store.tables import utcnow
+from .worktree_setup import prepare_for_runner
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -73,16 +76,16 @@ class TaskRunner:
         self.attempt_id: int | None = None
         self.attempt_number = 0
         self._questions: dict[int, OpenQuestion] = {}   # open question's intervention id -> it
-        self._inbox: asyncio.Queue = asyncio.Queue()   # agent events (bounded by the pump) and controls
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()   # agent events (bounded by the pump) and controls
         self._room = asyncio.Event()
         self._stop_outcome: Outcome | None = None
         self._stopped = asyncio.Event()
         self.usage = UsageMeter(0, 0, 0.0, self.clock)
         self._on_done = on_done
         self.done = asyncio.Event()
+        self.env: dict[str, str] = {}   # for the agent: the task's ports (worktree_setup.py)
 
     # ---- control from the engine ----------------------------------------------------------
-
     def request_stop(self, outcome: Outcome) -> None:
         if self._stop_outcome is None:
             self._stop_outcome = outcome
@@ -129,6 +132,8 @@ class TaskRunner:
             await self._not_delivered(open_question, actor, error)
             raise ActionRefused(f"your answer could not reach the agent ({error}); "
                                 "the question is still open, answer it again") from exc
+        self.world.logs.append(self.task_id, f"[taskpin] {actor} answered: "
+                                             f"{answer.text or ', '.join(answer.option_ids)}")
         self._questions.pop(question.id, None)
         answered = replace(open_question.view, status=InterventionStatus.ANSWERED, answered_by=actor,
                            answer_text=answer.text or None, answer_options=answer.option_ids, resolved_at=utcnow())
@@ -140,15 +145,12 @@ class TaskRunner:
             answered = stored or await self.world.store.get_intervention(question.id) or answered
         finally:
             handed.set_result(answered)
-        self.world.logs.append(self.task_id, f"[taskpin] {actor} answered: "
-                                             f"{answer.text or ', '.join(answer.option_ids)}")
         return answered
 
-    async def _not_delivered(self, open_question: OpenQuestion, actor: str, error: str) -> None:
-        world, iv = self.world, open_question.view
-        world.logs.append(self.task_id, f"[taskpin] the answer by {actor} could not reach the agent: {error}")
-        log.warning("task #%s: the answer to question #%s could not reach the agent: %s", self.task_id, iv.id, error)
-        world.publish(AnswerNotDelivered(await world.store.get_task(self.task_id), iv, actor, error))
+    async def _not_delivered(self, question: OpenQuestion, actor: str, error: str) -> None:
+        self.world.logs.append(self.task_id, f"[taskpin] the answer by {actor} could not reach the agent: {error}")
+        task = await self.world.store.get_task(self.task_id)
+        self.world.publish(AnswerNotDelivered(task, question.view, actor, error))
 
     async def follow_up(self, text: str, actor: str) -> bool:
         """Send a message to the agent; False when its session cannot take one now."""
@@ -202,9 +204,13 @@ class TaskRunner:
         task = await store.update_task(task.id, worktree=str(workdir), branch=branch,
                                        started_at=task.started_at or utcnow())
         world.publish(TaskUpdated(task))
+        prepared = await prepare_for_runner(world, task, repo, workdir, lambda: self._stop_outcome is not None)
+        if self._stop_outcome or prepared.failure:
+            return self._stop_outcome or Outcome("failed", prepared.failure)
+        self.env = prepared.env
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None
-        if resume_id:
+        if resume_id and follow_up:
             prompt = follow_up
         elif follow_up and follow_up != RESTART_PROMPT:
             prompt = compose_follow_up(task.prompt, follow_up)
@@ -225,7 +231,8 @@ class TaskRunner:
                                        f"retrying in {delay:.1f}s")
             world.publish(AttemptFailed(await store.get_task(task.id), self.attempt_number, outcome.reason, delay))
             await self._close_interventions(InterventionStatus.CANCELLED)   # their session is gone
-            self._drop_agent_events()
+            keep_only_controls(self._inbox)
+            self._room.set()
             if await self._sleep_unless_stopped(delay):
                 return self._stop_outcome or Outcome("shutdown")
             resume_id = None   # a crashed session starts over, in the same worktree
@@ -237,7 +244,7 @@ class TaskRunner:
         latest = await store.get_task(task.id)
         self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd, self.clock)
         spec = SessionSpec(task_id=task.id, workdir=workdir, prompt=prompt, attempt=self.attempt_number,
-                           env={"TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
+                           env={**self.env, "TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
                            log_path=world.logs.path(task.id))
         world.logs.append(task.id, f"[taskpin] attempt {self.attempt_number} starting ({harness.kind}"
                                    f"{', resuming ' + resume_id if resume_id else ''})")
@@ -349,7 +356,7 @@ class TaskRunner:
         question.view = replace(question.view, reminded_at=utcnow())
         self.world.publish(InterventionReminder(await self.world.store.get_task(self.task_id), question.view))
 
-    async def _on_event(self, event) -> Outcome | None:
+    async def _on_event(self, event: object) -> Outcome | None:
         world, store, task_id = self.world, self.world.store, self.task_id
         match event:
             case OutputText(text=text):
@@ -363,27 +370,17 @@ class TaskRunner:
                 await self._on_intervention(event)
             case Usage(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.usage.add(i, o, c)
-                over_budget = self._budget_outcome(*self.usage.totals)
+                over_budget = budget_outcome(self.world.settings, *self.usage.totals)
                 due = self.usage.flush_due_at()
                 if over_budget or (due is not None and self.clock.monotonic() >= due):
                     await self._flush_usage()
                 return over_budget
-            case SessionIdAssigned(session_id=sid):
+            case SessionIdAssigned(session_id=sid) if self.attempt_id is not None:
                 await store.update_attempt(self.attempt_id, harness_session_id=sid)
             case Finished(summary=summary):
                 return Outcome("finished", summary)
             case Failed(error=error, retryable=retryable):
                 return Outcome("failed", error, retryable=retryable)
-        return None
-
-    def _budget_outcome(self, input_tokens: int, output_tokens: int, cost_usd: float) -> Outcome | None:
-        settings = self.world.settings
-        tokens = input_tokens + output_tokens
-        if settings.max_tokens_per_task and tokens > settings.max_tokens_per_task:
-            return Outcome("failed", f"budget exceeded: {tokens} tokens used, the cap is {settings.max_tokens_per_task}")
-        if settings.max_cost_per_task_usd and cost_usd > settings.max_cost_per_task_usd:
-            return Outcome("failed", f"budget exceeded: ${cost_usd:.2f} spent, the cap is "
-                                     f"${settings.max_cost_per_task_usd:.2f}")
         return None
 
     async def _flush_usage(self) -> None:
@@ -417,14 +414,6 @@ class TaskRunner:
             task = await world.transition(task, S.IN_PROGRESS, actor=item.actor, reason="answered")
         world.publish(InterventionResolved(task, resolved))
         return True
-
-    def _drop_agent_events(self) -> None:
-        """What an ended session still had in the inbox; controls (a stop, answers) stay."""
-        kept = [item for item in (self._inbox.get_nowait() for _ in range(self._inbox.qsize()))
-                if isinstance(item, (Stop, Answered))]
-        for item in kept:
-            self._inbox.put_nowait(item)
-        self._room.set()
 
     async def _sleep_unless_stopped(self, delay: float) -> bool:
         """Wait out a retry backoff; True when a stop came in meanwhile."""
@@ -469,6 +458,7 @@ class TaskRunner:
         except Exception:
             log.exception("task #%s: could not record the outcome %s", self.task_id, outcome)
         finally:
+            self.world.ports.release(self.task_id)
             self.world.logs.close(self.task_id)
             self.done.set()
             if self._on_done:
@@ -493,8 +483,9 @@ class TaskRunner:
         task = await world.store.get_task(self.task_id)
         repo = world.settings.repos[task.repo]
         try:
-            await asyncio.to_thread(world.workspaces.commit_all, task.worktree or world.workspaces.path_for(task.id),
-                                    f"{task.title}\n\ntaskpin task #{task.id}")
+            await asyncio.to_thread(world.workspaces.commit_all,
+                                    Path(task.worktree) if task.worktree else world.workspaces.path_for(task.id),
+                                    f"{task.title}\n\ntaskpin task #{task.id}", exclude=repo.copy_files)
             diff = await asyncio.to_thread(world.workspaces.diff_summary, repo.path, task.base_branch, task.branch)
         except Exception as exc:
             await self._to_failed(Outcome("failed", f"could not commit the agent's work: {exc}"))
@@ -510,7 +501,7 @@ class TaskRunner:
         await self._finish(await self.world.store.get_task(self.task_id), S.FAILED, actor=outcome.actor,
                            reason=reason, failure_reason=reason, retryable=True)
 
-    async def _finish(self, task: TaskView, to_state: TaskState, **changes) -> None:
+    async def _finish(self, task: TaskView, to_state: TaskState, **changes: Any) -> None:
         """The run's last transition. Nobody else moves a running task, so one compare-and-set
         does it; a task found elsewhere (moved by hand in the database) is left where it is."""
         if task.state not in (S.IN_PROGRESS, S.BLOCKED):

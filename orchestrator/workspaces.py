@@ -12,6 +12,7 @@ import re
 import shutil
 import threading
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 import git
@@ -286,7 +287,10 @@ class Workspaces:
         except git.GitCommandError:
             return False   # the branch exists, a stale registration...: nothing was created
 
-    def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR) -> str | None:
+    def commit_all(self, worktree: Path, message: str, author: str = DEFAULT_AUTHOR, *,
+                   exclude: Sequence[str] = ()) -> str | None:
+        """Commit everything in the worktree but the `exclude` paths (files taskpin copied in,
+        such as .env: local configuration, never part of the task's branch)."""
         worktree = Path(worktree).resolve()
         if not worktree.is_relative_to(self.root) or worktree == self.root:
             raise WorkspaceError(f"{worktree} is not a task worktree under {self.root}.")
@@ -296,7 +300,7 @@ class Workspaces:
             raise WorkspaceError(f"The worktree {worktree} is on a detached HEAD, so its work would not "
                                  f"land on the task branch; check the task branch out there and retry.")
         try:
-            repo.git.add("--all")
+            repo.git.add("--all", "--", ".", *(f":(exclude,literal){path}" for path in exclude))
             if repo.git.diff("--cached", "--quiet", with_exceptions=False, with_extended_output=True)[0] == 0:
                 return None
             repo.git.commit("--no-verify", "--no-gpg-sign", "--quiet", "-m",
@@ -370,6 +374,17 @@ class Workspaces:
                                             with_extended_output=True, env={"GIT_TERMINAL_PROMPT": "0"},
                                             kill_after_timeout=PUSH_TIMEOUT_S)
         return status == 0 and out.split("\t", 1)[0].strip() == head
+
+    def remote_head(self, repo_path: Path, branch: str, remote: str) -> str | None:
+        """The commit `remote` has for `branch`, or None (no such branch there, or no answer)."""
+        repo = _open(repo_path)
+        if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
+            return None
+        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{_check_branch(branch)}",
+                                            with_exceptions=False, with_extended_output=True,
+                                            env={"GIT_TERMINAL_PROMPT": "0"}, kill_after_timeout=PUSH_TIMEOUT_S)
+        sha = out.split("\t", 1)[0].strip() if status == 0 else ""
+        return sha or None
 
     def push(self, repo_path: Path, branch: str, remote: str) -> None:
         repo = _open(repo_path)

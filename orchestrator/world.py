@@ -1,6 +1,6 @@
 """What a task's run, and recovery, may do to the world: move a task along the transition
 table (and say so on the bus), publish events, use the store, the task logs, the worktrees
-and the agents' harnesses, read the settings, and tell the time. The engine builds one and
+the agents' harnesses and the per-task port ranges, read the settings, and tell the time. The engine builds one and
 hands it to every TaskRunner; nothing here knows about runners or the engine."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .models import TaskView
 from .states import TaskState
 from .store import Store
 from .workspaces import Workspaces
+from .ports import PortPool, port_pool
 
 
 class World:
@@ -26,6 +27,7 @@ class World:
         self.bus = EventBus()
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
+        self.ports: PortPool = port_pool(settings)   # a distinct port range per live task
         self._harnesses: dict[str, Harness] = {}
 
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,

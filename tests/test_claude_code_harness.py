@@ -240,13 +240,11 @@ async def _start_long_command(api, tmp_path, workdir):
 
 async def test_interrupt_while_a_long_command_runs(api, tmp_path, workdir):
     session, consumer, events, marker, token = await _start_long_command(api, tmp_path, workdir)
-    started = time.monotonic()
     try:
         await session.interrupt()
         await asyncio.wait_for(consumer, 15)
         assert isinstance(events[-1], Failed) and not events[-1].retryable
         assert "interrupt" in events[-1].error
-        assert time.monotonic() - started < 10
         # The tool dies with the turn (the CLI reaps it a moment after reporting the interrupt).
         await wait_until(lambda: not processes_running(marker), 3, "the tool killed with the turn")
     finally:
@@ -259,10 +257,8 @@ async def test_stop_while_a_long_command_runs_leaves_nothing_behind(api, tmp_pat
     session, consumer, events, marker, token = await _start_long_command(api, tmp_path, workdir)
     cli = session.pid
     assert token_processes(token)
-    started = time.monotonic()
     await session.stop()
     await asyncio.wait_for(consumer, 5)
-    assert time.monotonic() - started < 12
     assert isinstance(events[-1], Failed) and not events[-1].retryable
     await wait_until(lambda: not token_processes(token), 5, "no process of the attempt")
     assert not processes_running(marker)

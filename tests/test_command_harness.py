@@ -187,9 +187,7 @@ async def test_nonzero_exit_fails_with_stderr_tail(tmp_path, sessions):
 async def test_finished_line_then_agent_lingers_is_stopped(tmp_path, sessions):
     steps = [{"emit": {"type": "finished", "summary": "done"}}, {"hang": True}]
     session = await start(sessions, make_harness(stop_grace_s=0.3), make_spec(tmp_path, steps))
-    t0 = time.monotonic()
-    assert await collect(session) == [Finished("done")]
-    assert time.monotonic() - t0 < 3
+    assert await collect(session) == [Finished("done")]   # the events end: the lingering agent was stopped
     assert session.returncode is not None
 
 
@@ -381,11 +379,8 @@ async def test_stop_kills_the_whole_group_even_if_sigterm_ignored(tmp_path, sess
     assert await next_event(it) == OutputText("spawned")
     grandchild = int((tmp_path / "wt" / "grandchild.pid").read_text())
     assert os.getpgid(grandchild) == session.pid == os.getpgid(session.pid)
-    t0 = time.monotonic()
     await session.stop()
-    elapsed = time.monotonic() - t0
-    assert 0.4 < elapsed < 2.0
-    assert session.returncode == -signal.SIGKILL
+    assert session.returncode == -signal.SIGKILL   # SIGTERM was ignored: the grace ran out, then SIGKILL
     assert not alive(grandchild)
     assert group_members(session.pid) == {}
     end = await next_event(it)
@@ -402,9 +397,8 @@ async def test_stop_is_quick_when_agent_obeys_sigterm(tmp_path, sessions):
             break
         await asyncio.sleep(0.02)
     grandchild = int((tmp_path / "wt" / "grandchild.pid").read_text())
-    t0 = time.monotonic()
     await asyncio.gather(session.stop(), session.stop())
-    assert time.monotonic() - t0 < 1.5
+    assert session.returncode == -signal.SIGTERM   # it obeyed SIGTERM: no SIGKILL after the 5 s grace
     assert not alive(grandchild)
 
 

@@ -61,6 +61,7 @@ def render_board(
     now: datetime,
     thread_urls: Mapping[int, str] = NO_URLS,
     home_hint: str | None = None,
+    pull_request_urls: Mapping[int, str] = NO_URLS,
     max_blocks: int = MESSAGE_MAX_BLOCKS,
 ) -> dict:
     """``{"text", "blocks"}`` for chat.postMessage / chat.update.
@@ -69,7 +70,7 @@ def render_board(
     """
     if max_blocks < MIN_BOARD_BLOCKS:
         raise ValueError(f"a board needs at least {MIN_BOARD_BLOCKS} blocks")
-    board = _Board(order_tasks(tasks), now, thread_urls, link(home_hint, "the Home tab"))
+    board = _Board(order_tasks(tasks), now, thread_urls, link(home_hint, "the Home tab"), pull_request_urls)
     plan = _Plan()
     while True:
         blocks = board.render(plan)
@@ -90,10 +91,12 @@ class _Plan:
 class _Board:
     """One render_board call: the ordered columns plus caches of rendered cards."""
 
-    def __init__(self, columns: dict[TaskState, list[TaskView]], now: datetime, thread_urls: Mapping[int, str], home: str):
+    def __init__(self, columns: dict[TaskState, list[TaskView]], now: datetime, thread_urls: Mapping[int, str], home: str,
+                 pull_request_urls: Mapping[int, str] = NO_URLS):
         self.columns = columns
         self.now = now
         self.thread_urls = thread_urls
+        self.pull_request_urls = pull_request_urls
         self.home = home
         self._cards: dict[int, list[Block]] = {}
         self._lines: dict[int, str] = {}
@@ -190,12 +193,14 @@ class _Board:
 
     def _card(self, task: TaskView) -> list[Block]:
         if task.id not in self._cards:
-            self._cards[task.id] = render_card(task, now=self.now, thread_url=self.thread_urls.get(task.id))
+            self._cards[task.id] = render_card(task, now=self.now, thread_url=self.thread_urls.get(task.id),
+                                               pull_request_url=self.pull_request_urls.get(task.id))
         return self._cards[task.id]
 
     def _line(self, task: TaskView) -> str:
         if task.id not in self._lines:
-            self._lines[task.id] = render_card_compact(task, thread_url=self.thread_urls.get(task.id))
+            self._lines[task.id] = render_card_compact(task, thread_url=self.thread_urls.get(task.id),
+                                                       pull_request_url=self.pull_request_urls.get(task.id))
         return self._lines[task.id]
 
 

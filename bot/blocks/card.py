@@ -85,11 +85,12 @@ def card_block_id(task_id: int) -> str:
     return f"card:{task_id}"
 
 
-def render_card(task: TaskView, *, now: datetime, thread_url: str | None = None, buttons: bool = True) -> list[Block]:
-    """Section (title and state details), context (owner, agent, time, cost), buttons."""
+def render_card(task: TaskView, *, now: datetime, thread_url: str | None = None, buttons: bool = True,
+                pull_request_url: str | None = None) -> list[Block]:
+    """Section (title and state details), context (owner, agent, time, cost, links), buttons."""
     blocks = [
         section(truncate(_card_text(task, now, thread_url), CARD_TEXT_MAX), block_id=card_block_id(task.id)),
-        context(_facts(task, thread_url), block_id=f"card_meta:{task.id}"),
+        context(_facts(task, thread_url, pull_request_url), block_id=f"card_meta:{task.id}"),
     ]
     elements = [_card_button(action, task) for action in CARD_ACTIONS[task.state]] if buttons else []
     if elements:
@@ -97,13 +98,15 @@ def render_card(task: TaskView, *, now: datetime, thread_url: str | None = None,
     return blocks
 
 
-def render_card_compact(task: TaskView, *, thread_url: str | None = None) -> str:
+def render_card_compact(task: TaskView, *, thread_url: str | None = None, pull_request_url: str | None = None) -> str:
     """One mrkdwn line for dense columns: id, title, owner and the state's key fact."""
     parts = [f"• *{link(thread_url, task.short_id)}* {safe_text(one_line(task.title), COMPACT_TITLE_MAX)}"]
     parts.append(user_mention(task.owner))
     detail = _compact_detail(task)
     if detail:
         parts.append(detail)
+    if pull_request_url:
+        parts.append(link(pull_request_url, "PR"))
     return truncate(" · ".join(parts), COMPACT_LINE_MAX)
 
 
@@ -164,7 +167,7 @@ def _since(task: TaskView) -> datetime:
     return task.state_changed_at
 
 
-def _facts(task: TaskView, thread_url: str | None) -> str:
+def _facts(task: TaskView, thread_url: str | None, pull_request_url: str | None = None) -> str:
     facts = [user_mention(task.owner), f"🤖 {escape_mrkdwn(task.agent)}", escape_mrkdwn(task.repo)]
     if task.worker and task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED):   # several workers
         facts.append(f"on {escape_mrkdwn(task.worker)}")
@@ -175,6 +178,8 @@ def _facts(task: TaskView, thread_url: str | None) -> str:
         facts.append(f"attempt {task.attempts}")
     if thread_url:
         facts.append(link(thread_url, "🧵 thread"))
+    if pull_request_url:
+        facts.append(link(pull_request_url, "🔀 pull request"))
     return truncate(" · ".join(facts), 1000)
 
 

@@ -24,6 +24,7 @@ def render_home(
     now: datetime,
     page: int = 0,
     thread_urls: Mapping[int, str] = NO_URLS,
+    pull_request_urls: Mapping[int, str] = NO_URLS,
 ) -> dict:
     """A ``home`` view. Every task appears on exactly one page; ``page`` is clamped."""
     ordered = home_order(tasks, viewer)
@@ -49,7 +50,8 @@ def render_home(
             continued = position != group_start
             blocks.append(_group_title(group, mine_count, len(ordered) - mine_count, continued=continued))
             previous_group = group
-        blocks += render_card(task, now=now, thread_url=thread_urls.get(task.id))
+        blocks += render_card(task, now=now, thread_url=thread_urls.get(task.id),
+                              pull_request_url=pull_request_urls.get(task.id))
     if page_count > 1:
         blocks += _pager(page, page_count, len(ordered))
     return {"type": "home", "blocks": blocks}

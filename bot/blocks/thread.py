@@ -9,7 +9,19 @@ from orchestrator.states import TaskState
 from .card import STATE_LABEL, diff_line
 from .kit import Block, context, section
 from .limits import FALLBACK_TEXT_MAX, SECTION_TEXT_MAX
-from .text import code_block, escape_mrkdwn, fmt_cost, fmt_duration, inline_code, one_line, plain, safe_text, truncate, user_mention
+from .text import (
+    code_block,
+    escape_mrkdwn,
+    fmt_cost,
+    fmt_duration,
+    inline_code,
+    link,
+    one_line,
+    plain,
+    safe_text,
+    truncate,
+    user_mention,
+)
 
 TITLE_MAX = 150
 MILESTONE_MAX = 2000
@@ -35,6 +47,16 @@ def milestone_message(task: TaskView, text: str, *, by: str | None = None) -> di
     body = f"🔹 {safe_text(text.strip(), MILESTONE_MAX)}"
     if by:
         body += f" ({user_mention(by)})"
+    return _message(body, f"{task.short_id}: {one_line(text)}")
+
+
+def notice_message(task: TaskView, text: str, *, url: str | None = None, url_text: str | None = None,
+                   warning: bool = False) -> dict:
+    """A note from the core (orchestrator.TaskNotice): ``⚠️ not copied: .env ...`` or
+    ``🔗 pull request opened: <url|acme/api#7>``. Text and label are escaped."""
+    body = f"{'⚠️' if warning else '🔗' if url else '🔹'} {safe_text(text.strip(), MILESTONE_MAX)}"
+    if url:
+        body += f" {link(url, safe_text(url_text or url, 200))}"
     return _message(body, f"{task.short_id}: {one_line(text)}")
 
 

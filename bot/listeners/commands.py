@@ -1,6 +1,7 @@
 """/task: quick create, modal, help, list."""
 from __future__ import annotations
 
+import inspect
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -9,7 +10,8 @@ from slack_sdk.errors import SlackApiError
 from orchestrator import TaskState
 
 from ..blocks.modals import create_task_modal
-from ..blocks.text import escape_mrkdwn, one_line, truncate
+from ..blocks.text import escape_mrkdwn, inline_code, one_line, truncate
+from ..quick_text import QuickTextError, choice_problem, parse
 from ..services import Services, services_of
 from ..slack_errors import describe
 from .feedback import tell, tell_error
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 HELP = (
     "*taskpin* runs coding agents on tasks and shows them on the pinned board.\n"
     "• `/task &lt;what the agent should do&gt;` creates a backlog task with the default repository and agent\n"
+    "• `/task repo=NAME agent=NAME branch=BASE &lt;what the agent should do&gt;` picks them in the same line, "
+    "e.g. `/task repo=api agent=codex branch=release-2 Fix the flaky login test` (each option is optional)\n"
     "• `/task` opens a form to pick the repository, the agent and the base branch\n"
     "• `/task list` shows your tasks\n"
     "• `/task help` shows this\n"
@@ -65,14 +69,40 @@ async def open_create_modal(svc: Services, client, trigger_id: str, user: str, *
         await tell(svc, user, "Slack did not let taskpin open the form in time; please try again.", respond=respond)
 
 
+def _takes_dependencies(core) -> bool:
+    return "depends_on" in inspect.signature(core.create_task).parameters
+
+
 async def quick_create(svc: Services, user: str, text: str, respond) -> None:
+    """`/task [repo=…] [agent=…] [branch=…] prompt [after #N…]`: every refusal is one ephemeral line."""
+    core, settings = svc.core, svc.core.settings
     try:
-        task = await svc.core.create_task(prompt=text, owner=user)
+        quick = parse(text)
+    except QuickTextError as exc:
+        await tell(svc, user, f"{str(exc)[:1].upper()}{str(exc)[1:]}. /task help shows the syntax.", respond=respond)
+        return
+    problems = [choice_problem("repository", "repo", quick.repo, core.repo_names(), settings.default_repo),
+                choice_problem("agent", "agent", quick.agent, core.agent_names(), settings.default_agent)]
+    problem = next((p for p in problems if p), None)
+    if problem:
+        await tell(svc, user, f"{problem[:1].upper()}{problem[1:]}.", respond=respond)
+        return
+    extra = {}
+    if quick.depends_on:
+        if not _takes_dependencies(core):
+            await tell(svc, user, "Dependencies are coming; create the task without "
+                                  f"\"after {' '.join('#' + str(n) for n in quick.depends_on)}\" for now.",
+                       respond=respond)
+            return
+        extra["depends_on"] = list(quick.depends_on)
+    try:
+        task = await core.create_task(prompt=quick.prompt, owner=user, repo=quick.repo, agent=quick.agent,
+                                      base_branch=quick.branch, **extra)
     except Exception as exc:
         await tell_error(svc, user, exc, "create a task", respond=respond)
         return
     await respond(text=f"Created *{task.short_id}* {escape_mrkdwn(task.title)} in the backlog "
-                       f"({escape_mrkdwn(task.repo)}, {escape_mrkdwn(task.agent)}). "
+                       f"({escape_mrkdwn(task.repo)}, {escape_mrkdwn(task.agent)}, from {inline_code(task.base_branch)}). "
                        "Press *Dispatch* on its card to start the agent.",
                   response_type="ephemeral")
 

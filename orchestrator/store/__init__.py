@@ -1,3 +1,3 @@
-from .repository import Store, TaskNotFound, make_engine
+from .repository import Store, TaskNotFound, make_engine, migrate_database
 
-__all__ = ["Store", "TaskNotFound", "make_engine"]
+__all__ = ["Store", "TaskNotFound", "make_engine", "migrate_database"]

@@ -60,6 +60,18 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
+    """Bring the database at `url` to the newest schema (upgrade=False: only look); returns
+    the revision it is at."""
+    engine = make_engine(url)
+    try:
+        if upgrade:
+            await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
 def _option_from(data: dict) -> Option:
     return Option(id=str(data["id"]), label=str(data.get("label", data["id"])),
                   kind=str(data.get("kind", "other")), description=str(data.get("description", "")))

@@ -35,6 +35,7 @@ SCRIPTED_AGENT_LOG if set. Steps (one key each, run in order):
   {"finish": "summary"}           shorthand for emit finished
   {"exit": N}                     exit with code N now
   {"hang": true}                  sleep forever
+  {"close_stdin": true}           close stdin (taskpin's next write to it fails), keep running
 
 When the script ends without "exit" the agent exits 0. EOF on stdin while waiting for a line
 exits with code 3 and "stdin closed" on stderr.
@@ -177,6 +178,8 @@ def run_step(step: dict, prompt: str | None) -> None:
     elif name == "exit":
         sys.stdout.flush()
         sys.exit(int(arg))
+    elif name == "close_stdin":
+        os.close(0)
     elif name == "hang":
         while True:
             time.sleep(3600)

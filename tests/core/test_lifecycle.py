@@ -77,8 +77,9 @@ async def test_full_life_cycle_with_question_and_changes_requested(tmp_path, git
 
         history = [(h.from_state, h.to_state) for h in await core.history(task.id)]
         assert history == [
-            (None, S.BACKLOG), (S.BACKLOG, S.QUEUED), (S.QUEUED, S.IN_PROGRESS), (S.IN_PROGRESS, S.BLOCKED),
-            (S.BLOCKED, S.IN_PROGRESS), (S.IN_PROGRESS, S.AWAITING_REVIEW), (S.AWAITING_REVIEW, S.QUEUED),
+            (None, S.BACKLOG), (S.BACKLOG, S.QUEUED), (S.QUEUED, S.IN_PROGRESS),
+            (S.IN_PROGRESS, S.BLOCKED), (S.BLOCKED, S.IN_PROGRESS), (S.IN_PROGRESS, S.AWAITING_REVIEW),
+            (S.AWAITING_REVIEW, S.QUEUED),
             (S.QUEUED, S.IN_PROGRESS), (S.IN_PROGRESS, S.BLOCKED), (S.BLOCKED, S.IN_PROGRESS), (S.IN_PROGRESS, S.AWAITING_REVIEW),
             (S.AWAITING_REVIEW, S.APPROVING), (S.APPROVING, S.COMPLETED)]
         await core.bus.drain()

@@ -82,7 +82,8 @@ async def test_a_thread_reply_to_a_permission_denies_it_and_tells_the_agent_why(
     await wait_until(lambda: answers(log), what="the answer line")
     assert [(a["option"], a["options"], a["text"]) for a in answers(log)] == \
         [("deny", ["deny"], "No: use `make clean` instead (build < 1 GB & fine)")]
-    assert any("U_OWNER answered: No: use `make clean` instead (build < 1 GB & fine)" in line for line in core.tail_log(task.id))
+    await wait_until(lambda: any("U_OWNER answered: No: use `make clean` instead (build < 1 GB & fine)" in line
+                                 for line in core.tail_log(task.id)), what="the answer in the task log")
     done = await message_now(emu, question["ts"], lambda m: "denied" in emu.text_of(m))
     assert "🚫 <@U_OWNER> denied it" in emu.text_of(done) and "make clean" in emu.text_of(done)
     assert not has_controls(done)
@@ -204,3 +205,18 @@ async def test_an_agent_that_finishes_right_after_the_answer_reaches_review(emu,
     await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=5)
     await message_now(emu, question["ts"], lambda m: not has_controls(m))
     assert emu.ephemerals(user=OWNER)[1:] == []
+
+
+async def test_an_answer_the_agent_cannot_take_is_told_and_the_question_keeps_its_buttons(emu, taskpin, tmp_path):
+    question_step = {"emit": {"type": "intervention", **PERMISSION["ask"]}}
+    core, task, question, log, iv = await asked(
+        emu, taskpin, [question_step, {"close_stdin": True}, {"hang": True}], tmp_path)
+    approve = next(el for b in question["blocks"] if b["type"] == "actions" for el in b["elements"])
+    fast(await emu.click_button(OWNER, BOARD, question["ts"], approve["action_id"], approve["value"]))
+    note = await ephemeral(emu, OWNER, "could not reach the agent")
+    assert "still open" in note["text"]
+    told = await in_thread(emu, task.id, "the answer could not reach the agent")
+    assert "<@U_OWNER>" in str(told) and "answer it again" in emu.text_of(told)
+    assert (await core.get_task(task.id)).state is S.BLOCKED
+    assert [q.id for q in await core.pending_interventions(task.id)] == [iv.id]
+    assert has_controls(await message_now(emu, question["ts"], lambda m: True)), "still answerable"

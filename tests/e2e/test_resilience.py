@@ -240,7 +240,6 @@ async def test_a_429_storm_in_the_middle_of_the_journey_loses_nothing(emu, taskp
     emu.force_rate_limit("chat.update", 3, retry_after=1)
     emu.force_rate_limit("chat.postMessage", 3, retry_after=1)
     emu.force_rate_limit("*", 1, retry_after=1)
-    storm_started = time.monotonic()
     during = await create_by_slash(emu, core, "Created during the storm")   # acks need no Web API call
     await wait_state(core, task_id, S.BLOCKED)
 
@@ -254,7 +253,6 @@ async def test_a_429_storm_in_the_middle_of_the_journey_loses_nothing(emu, taskp
     await wait_thread(emu, task_id, "completed", timeout=10)
 
     assert emu.ratelimited_count("chat.update") and emu.ratelimited_count("chat.postMessage"), "no storm happened"
-    assert time.monotonic() - storm_started > 3
     # The board ends on the final state, on the same message.
     await wait_board(emu, lambda t: "Completed (1)" in t or "1 completed" in t, what="completed on the board")
     await wait_board(emu, lambda t: "Created during the storm" in t, what="the card created during the storm")

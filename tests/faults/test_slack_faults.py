@@ -5,6 +5,8 @@ once each; the board ends on the final state; /healthz says degraded, then ok; n
 Real runtime, the project's emulator with its fault layer, real agent subprocesses."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.ids import ActionId
@@ -197,7 +199,11 @@ async def test_a_question_slack_refuses_for_its_blocks_arrives_as_plain_text(emu
     question = await wait_thread(emu, task_id, QUESTION, timeout=SLOW)
     assert not question.get("blocks"), "the plain-text version has no blocks"
     [iv] = await core.pending_interventions(task_id)
-    row = await core.outbox.get(f"iv:{iv.id}")
+    for _ in range(500):   # the row is marked once Slack's answer is back, a moment after the post shows
+        row = await core.outbox.get(f"iv:{iv.id}")
+        if row.status is not OutboxStatus.PENDING:
+            break
+        await asyncio.sleep(0.01)
     assert row.status is OutboxStatus.FAILED and "invalid_blocks" in row.error and row.ref == question["ts"]
     assert len(taskpin_log.warnings("invalid_blocks")) == 1, taskpin_log.text
     # The owner answers in the thread; the thread goes on.
