@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
         print(f"taskpin: not starting. Run `{check}` after fixing these.", file=sys.stderr)
         return 1
     core, slack, _ = load_settings()
-    from orchestrator.coordination import DatabaseInUse
+    from orchestrator import DatabaseInUse
 
     from .logging_setup import setup_logging
     from .runtime import serve

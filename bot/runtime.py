@@ -8,9 +8,7 @@ import signal
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
-from orchestrator import Settings
-from orchestrator.coordination import BOARD_WRITER, Leadership
-from orchestrator.coordination.node import Node, Role
+from orchestrator import Node, Role, Settings
 
 from .app import build_app
 from .gate import Gate, GatedSocketModeHandler
@@ -57,8 +55,8 @@ class Runtime:
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
         secret = svc.settings.signing_secret
         self.gate = Gate(self.core, secret.get_secret_value() if secret else None)
-        self.board_writer = Leadership(node.coordinator, BOARD_WRITER, on_gain=surface.start, on_loss=surface.stop,
-                                       ttl_s=self.BOARD_TTL_S, interval_s=self.BOARD_RENEW_S)
+        self.board_writer = node.board_writer(on_gain=surface.start, on_loss=surface.stop, ttl_s=self.BOARD_TTL_S,
+                                              interval_s=self.BOARD_RENEW_S)
         self.socket: GatedSocketModeHandler | None = None
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -77,7 +75,7 @@ class Runtime:
         options = dict(health=health, timeout_s=slack.slack_timeout_s, backoff_s=slack.slack_retry_base_s / 2)
         client = make_client(token, url, retry_rate_limits=True, **options)
         paced = make_client(token, url, retry_rate_limits=False, **options)
-        surface = Surface(core, node.coordinator, slack, client, paced, team_url=lambda: health.team_url)
+        surface = Surface(core, slack, client, paced, team_url=lambda: health.team_url)
         svc = Services(core=core, settings=slack, client=client, board=surface.board, threads=surface.threads)
         surface.svc = svc
         core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too

@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator import Orchestrator
-from orchestrator.coordination import Coordinator, JournaledBus, Lease, SurfaceFeed
+from orchestrator import Lease, Orchestrator
 
 from .board_sync import BoardSync
 from .budget import Backoff, MethodBudget
@@ -27,10 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class Surface:
-    def __init__(self, core: Orchestrator, coordinator: Coordinator, slack: SlackSettings, client: AsyncWebClient,
-                 paced: AsyncWebClient, team_url: Callable[[], str | None]):
+    def __init__(self, core: Orchestrator, slack: SlackSettings, client: AsyncWebClient, paced: AsyncWebClient,
+                 team_url: Callable[[], str | None]):
         self.core, self.slack, self.client, self.paced, self.team_url = core, slack, client, paced, team_url
-        self.feed = SurfaceFeed(coordinator, core.store, core.bus) if isinstance(core.bus, JournaledBus) else None
         self.active = False
         self.poster, self.threads, self.board = self._build()
         self.svc: Services | None = None     # set by the runtime; its board and threads follow ours
@@ -62,8 +60,6 @@ class Surface:
         await self.poster.start()
         await self.threads.start()
         await self.board.start()
-        if self.feed is not None:
-            await self.feed.start()
         if lease is not None and lease.token > 1:
             log.info("took over the board (lease token %d)", lease.token)
 
@@ -72,8 +68,6 @@ class Surface:
         if not self.active:
             return
         self.active = False
-        if self.feed is not None:
-            await self.feed.stop()
         for what, step in (("the board", self.board.close), ("the task threads", self.threads.close),
                            ("the poster", self.poster.close)):
             try:

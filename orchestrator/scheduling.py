@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .coordination.base import Claim, Lease
 from .errors import ActionRefused
@@ -19,9 +19,6 @@ from .models import Answer, InterventionStatus, InterventionView, TaskView
 from .runner import Outcome, TaskRunner
 from .states import LIVE_STATES, TaskState
 
-if TYPE_CHECKING:
-    from .engine import Orchestrator
-
 log = logging.getLogger(__name__)
 S = TaskState
 SLOT_FREE = "a session slot is free"
@@ -29,9 +26,12 @@ APPROVE_TIMEOUT_S = 300.0    # a merge or push run by a worker for a slack proce
 
 
 class Scheduling:
+    """Mixed into Orchestrator: it uses the engine's settings, store, world, coordinator, cluster,
+    runners and leases (no import of the engine: it is the engine)."""
+
     # ---- this process's slots ---------------------------------------------------------------
 
-    async def kick(self: "Orchestrator") -> None:
+    async def kick(self) -> None:
         """Start queued tasks, oldest first (across every worker), while this process has free
         session slots. A process that runs no agents (role slack) starts none."""
         if self._closing or not self.runs_agents:
@@ -43,10 +43,10 @@ class Scheduling:
                     return
                 await self._start_claimed(claim)
 
-    def _slot_reason(self: "Orchestrator") -> str:
+    def _slot_reason(self) -> str:
         return f"{SLOT_FREE} on {self.coordinator.name}" if self.cluster.shared else SLOT_FREE
 
-    async def _start_claimed(self: "Orchestrator", claim: Claim) -> None:
+    async def _start_claimed(self, claim: Claim) -> None:
         """The claim moved the task queued -> in_progress and leased it to this process: run it,
         every write of the run fenced by that lease."""
         try:
@@ -65,11 +65,11 @@ class Scheduling:
         self._runner_tasks.add(job)
         job.add_done_callback(self._runner_tasks.discard)
 
-    async def _run_fenced(self: "Orchestrator", runner: TaskRunner, lease: Lease) -> None:
+    async def _run_fenced(self, runner: TaskRunner, lease: Lease) -> None:
         self.cluster.fenced(lease)    # this task's context only: the run and what it starts
         await runner.run()
 
-    def _runner_done(self: "Orchestrator", runner: TaskRunner) -> None:
+    def _runner_done(self, runner: TaskRunner) -> None:
         """Called from the ending run: what follows runs outside its fence (a fresh context)."""
         if self._runners.get(runner.task_id) is runner:
             del self._runners[runner.task_id]
@@ -82,7 +82,7 @@ class Scheduling:
         if not self._closing:
             loop.create_task(self._after_runner(), context=contextvars.Context())
 
-    async def _after_runner(self: "Orchestrator") -> None:
+    async def _after_runner(self) -> None:
         try:
             await self.kick()
             for task in await self.store.list_tasks(states=[S.QUEUED]):   # queue positions moved up
@@ -90,13 +90,13 @@ class Scheduling:
         except Exception:
             log.exception("scheduling after a finished session failed")
 
-    async def _lease_lost(self: "Orchestrator", lease: Lease) -> None:
+    async def _lease_lost(self, lease: Lease) -> None:
         """Another worker took this run's task over: stop the agent; nothing more is written."""
         runner = self._runners.get(lease.task_id)
         if runner is not None and self._leases.get(lease.task_id) == lease:
             runner.request_stop(Outcome("lost", f"{lease.key} was taken over"))
 
-    async def _hand_over(self: "Orchestrator") -> None:
+    async def _hand_over(self) -> None:
         """A worker stopping cleanly: its tasks go back to the queue (or fail) at once, for the
         other workers, instead of waiting for their leases to expire."""
         for task_id, lease in list(self._leases.items()):
@@ -108,7 +108,7 @@ class Scheduling:
 
     # ---- reaching the run of a task in another process --------------------------------------
 
-    def _handlers(self: "Orchestrator") -> dict[str, Any]:
+    def _handlers(self) -> dict[str, Any]:
         async def answer(args: dict) -> dict:
             given = Answer(option_ids=tuple(args.get("options") or ()), text=str(args.get("text") or ""))
             return {"iv": (await self.answer(int(args["iv"]), given, actor=str(args["actor"]))).id}
@@ -124,7 +124,7 @@ class Scheduling:
 
         return {"answer": answer, "cancel": cancel, "follow_up": follow_up, "approve": approve}
 
-    async def _answer_elsewhere(self: "Orchestrator", intervention_id: int, answer: Answer,
+    async def _answer_elsewhere(self, intervention_id: int, answer: Answer,
                                 actor: str) -> InterventionView | None:
         """The answer to a question asked by an agent in another process: validated here (the
         same refusals), handed to that process, read back once its agent has it."""
@@ -141,7 +141,7 @@ class Scheduling:
                                                            "text": given.text, "actor": actor}, holder=holder)
         return await self.store.get_intervention(intervention_id)
 
-    async def _cancel_running(self: "Orchestrator", task: TaskView, actor: str) -> TaskView:
+    async def _cancel_running(self, task: TaskView, actor: str) -> TaskView:
         """Stop the run of a live task wherever it is; a live task nobody runs is a leftover,
         failed so that it can be retried."""
         for _ in range(250):
@@ -164,21 +164,21 @@ class Scheduling:
         return await self.world.transition(task, S.FAILED, actor=actor, reason=f"cancelled by {actor}",
                                            failure_reason="cancelled")
 
-    async def _follow_up_elsewhere(self: "Orchestrator", task: TaskView, text: str, actor: str) -> bool:
+    async def _follow_up_elsewhere(self, task: TaskView, text: str, actor: str) -> bool:
         holder = await self.cluster.holder(task.id) if self.cluster.shared else None
         if holder is None or holder.holder == self.coordinator.name or task.state not in LIVE_STATES:
             return False
         return bool(await self.cluster.call_holder(task.id, "follow_up",
                                                    {"task": task.id, "text": text, "actor": actor}, holder=holder))
 
-    async def _approve_in_worker(self: "Orchestrator", task: TaskView, actor: str) -> TaskView:
+    async def _approve_in_worker(self, task: TaskView, actor: str) -> TaskView:
         """A slack process has no repositories: a worker carries the approval out (the one that
         ran the task when it still runs: its worktree is there)."""
         result = await self.cluster.call_worker("approve", {"task": task.id, "actor": actor}, prefer=task.worker,
                                                 timeout_s=APPROVE_TIMEOUT_S)
         return await self.store.get_task(int(result["task"]))
 
-    async def _hold_for_approval(self: "Orchestrator", task_id: int) -> Lease | None:
+    async def _hold_for_approval(self, task_id: int) -> Lease | None:
         """While an approval runs here, its task is leased to this process: if the process dies
         half-way, the worker that takes the lease over settles the approval."""
         if not self.cluster.shared:

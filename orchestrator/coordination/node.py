@@ -14,9 +14,11 @@ from enum import StrEnum
 from ..check import sqlite_file
 from ..config import Settings
 from ..engine import Orchestrator
-from .base import PROCESS_LEASE, Coordinator, default_worker_name
+from collections.abc import Awaitable, Callable
+
+from .base import BOARD_WRITER, PROCESS_LEASE, Coordinator, Lease, default_worker_name
 from .leadership import Leadership
-from .relay import JournaledBus
+from .relay import JournaledBus, SurfaceFeed
 from .sqlite_lock import DatabaseInUse, SQLiteProcessLock
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,27 @@ class Node:
             if lock is not None:
                 lock.release()
             raise
+
+    def board_writer(self, *, on_gain: Callable[[Lease], Awaitable[None]], on_loss: Callable[[], Awaitable[None]],
+                     ttl_s: float = 6.0, interval_s: float = 1.5) -> Leadership:
+        """The role of the one process that shows everything (the board, the task threads):
+        `on_gain` when this process takes it, `on_loss` when it gives it up. On a shared
+        database, while it holds the role, every process's events reach this core's bus
+        subscribers (from where the previous holder stopped)."""
+        shared = isinstance(self.core.bus, JournaledBus)
+        feed = SurfaceFeed(self.coordinator, self.core.store, self.core.bus) if shared else None
+
+        async def gained(lease: Lease) -> None:
+            await on_gain(lease)
+            if feed is not None:
+                await feed.start()
+
+        async def lost() -> None:
+            if feed is not None:
+                await feed.stop()
+            await on_loss()
+        return Leadership(self.coordinator, BOARD_WRITER, on_gain=gained, on_loss=lost, ttl_s=ttl_s,
+                          interval_s=interval_s)
 
     async def close(self) -> None:
         """After the core closed: the name, the journal, the lock file."""
