@@ -166,6 +166,9 @@ async def round_trips(agents: int, rounds: int) -> tuple[list[float], list[float
                 await asyncio.sleep(3)                       # the channel's post burst is back
                 progress(f"cluster: {agents} agents on 2 workers, threads open; {rounds} round(s)")
                 asked, replied = [], []
+                failed = [f"#{t.id}: {t.failure_reason}" for t in await core.list_tasks() if t.failure_reason]
+                if failed:
+                    raise RuntimeError(f"tasks failed before asking: {failed}")
                 for r in range(rounds):
                     for k, task_id in enumerate(ids):
                         (root / f"go{k}" / f"go.{r}").touch()
