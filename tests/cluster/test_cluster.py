@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 from bot.emulator.blockkit import iter_elements
@@ -122,7 +123,7 @@ FAST_LEASES = {"TASKPIN_LEASE_TTL_S": "4"}
 
 
 def thread_root(emu, task_id: int) -> dict | None:
-    return next((m for m in emu.messages(BOARD) if f"#{task_id}" in emu.text_of(m)
+    return next((m for m in emu.messages(BOARD) if re.search(rf"#{task_id}\b", emu.text_of(m))
                  and "dispatched by" in emu.text_of(m)), None)
 
 
