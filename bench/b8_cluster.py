@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,7 +101,7 @@ class Fleet:
                           SLACK_API_URL=self.emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD)
         values.update({k: str(v) for k, v in env.items()})
         log = self.root / f"{name}.log"
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--role", role, "--log-level", "WARNING"],
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--role", role, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "WARNING")],
                                 cwd=self.root, env=values, stdout=log.open("w"), stderr=subprocess.STDOUT)
         self.procs.append((name, proc, log, port))
 
@@ -172,16 +173,23 @@ async def round_trips(agents: int, rounds: int) -> tuple[list[float], list[float
                 for r in range(rounds):
                     for k, task_id in enumerate(ids):
                         (root / f"go{k}" / f"go.{r}").touch()
-                        posted = await wait_until(lambda: _question_ts(emu, roots[task_id], r), timeout=30)
-                        reply = await emu.user_message(OWNER, BOARD, "yes", thread_ts=roots[task_id])
+                        try:
+                            posted = await wait_until(lambda: _question_ts(emu, roots[task_id], r), timeout=30)
+                        except TimeoutError:
+                            task = await core.get_task(task_id)
+                            thread = [emu.text_of(m)[:80] for m in emu.thread(BOARD, roots[task_id])]
+                            logs = "\n".join(log.read_text()[-1500:] for _, _, log, _ in fleet.procs)
+                            raise TimeoutError(f"agent {k} round {r}: task #{task_id} {task.state} on {task.worker}; "
+                                               f"thread {thread}\n{logs}") from None
+                        reply = await emu.user_message(OWNER, BOARD, "yes", thread_ts=roots[task_id], timeout=10)
                         row = await wait_until(lambda: _row(log, task_id, r), timeout=30)
                         asked.append(posted - row["emit"])
                         replied.append(row["read"] - float(reply.message["ts"]))
                         await asyncio.sleep(1.2)
                 return asked, replied
             finally:
-                await core.close()
-                await coordinator.close()
+                await asyncio.wait_for(core.close(), 60)
+                await asyncio.wait_for(coordinator.close(), 60)
 
 
 def _roots(emu, ids) -> dict | None:
@@ -189,7 +197,7 @@ def _roots(emu, ids) -> dict | None:
     for m in emu.messages(BOARD):
         text = emu.text_of(m)
         for task_id in ids:
-            if f"#{task_id}" in text and "dispatched by" in text:
+            if re.search(rf"#{task_id}\b", text) and "dispatched by" in text:   # not #10 for #1
                 found[task_id] = m["ts"]
     return found if len(found) == len(ids) else None
 
@@ -214,8 +222,13 @@ async def claims(workers: int, tasks: int) -> tuple[list[float], float]:
         root = Path(tmp)
         starts = root / "starts.txt"
         async with Fleet(root, None, {"starter": _agent("starter", BENCH_START_FILE=starts)}) as fleet:
-            for w in range(workers):
-                fleet.start("worker", f"w{w + 1}")
+            for w in range(workers):   # each worker its own clone, as on its own machine
+                clone = root / f"repo-w{w + 1}"
+                subprocess.run(["git", "clone", "-q", str(fleet.repo), str(clone)], check=True)
+                config = root / f"taskpin-w{w + 1}.toml"
+                config.write_text(fleet.config.read_text().replace(json.dumps(str(fleet.repo)), json.dumps(str(clone))))
+                fleet.start("worker", f"w{w + 1}", TASKPIN_CONFIG=config,
+                            TASKPIN_WORKSPACES_DIR=root / f"worktrees-w{w + 1}")
             await fleet.wait_running()
             core, coordinator = await fleet.dispatcher()
             try:
@@ -231,8 +244,41 @@ async def claims(workers: int, tasks: int) -> tuple[list[float], float]:
                 latencies = [started[i] - queued[i] for i in queued]
                 return latencies, tasks / (max(started.values()) - first)
             finally:
-                await core.close()
-                await coordinator.close()
+                await asyncio.wait_for(core.close(), 60)
+                await asyncio.wait_for(coordinator.close(), 60)
+
+
+async def claim_rate(claimers: int, tasks: int) -> tuple[float, list[float]]:
+    """The claim alone (no agent): `claimers` coordinators, each its own connection pool as a
+    worker process has, draining `tasks` queued tasks at once -> (claims/s, claim latencies)."""
+    from orchestrator.states import TaskState
+    from orchestrator.store import Store
+    from orchestrator.store.tables import utcnow
+
+    with tempfile.TemporaryDirectory(prefix="taskpin-bench-claims-") as tmp:
+        async with Fleet(Path(tmp), None, {}) as fleet:
+            seed = await Store.open(fleet.url)
+            for i in range(tasks):
+                task = await seed.create_task(title=f"t{i}", prompt="p", owner=OWNER, repo="app", agent="a",
+                                              base_branch="main", branch_for=lambda n: f"taskpin/{n}")
+                await seed.transition(task.id, TaskState.BACKLOG, TaskState.QUEUED, actor=OWNER,
+                                      reason="dispatched", queued_at=utcnow())
+            stores = [await Store.open(fleet.url, upgrade=False) for _ in range(claimers)]
+            coords = [PostgresCoordinator(f"c{i}", store, fleet.url) for i, store in enumerate(stores)]
+            latencies: list[float] = []
+
+            async def drain(coord):
+                while True:
+                    t = time.perf_counter()
+                    if await coord.claim_next(30) is None:
+                        return
+                    latencies.append(time.perf_counter() - t)
+            started = time.perf_counter()
+            await asyncio.gather(*(drain(c) for c in coords))
+            elapsed = time.perf_counter() - started
+            for store in [seed, *stores]:
+                await store.close()
+            return len(latencies) / elapsed, latencies
 
 
 async def run(quick: bool) -> list[Figure]:
@@ -259,7 +305,16 @@ async def run(quick: bool) -> list[Figure]:
             Figure(f"{workers} worker(s): agents started per second", round(rate, 2), "agents/s",
                    baseline=round(one, 2) if workers > 1 else None, baseline_name="1 worker" if workers > 1 else None,
                    samples=tasks, notes=f"{tasks} tasks dispatched at once; each start is a claim (SKIP LOCKED), "
-                                        "a git worktree and an agent process; all workers on this machine's "
-                                        f"{os.cpu_count()} cores"),
+                                        "a git worktree (each worker its own clone) and an agent process; all "
+                                        f"workers share this machine's {os.cpu_count()} cores"),
+        ]
+    for claimers in ((1, 2) if quick else (1, 2, 4)):
+        rate, latencies = await claim_rate(claimers, 40 if quick else 400)
+        figures += [
+            Figure(f"{claimers} claimer(s), the claim alone: claims per second", round(rate, 1), "claims/s",
+                   samples=len(latencies), notes="FOR UPDATE SKIP LOCKED + the lease, one transaction; no agent "
+                                                 "started: what the queue itself allows"),
+            Figure(f"{claimers} claimer(s), the claim alone: latency p99", ms(pct(latencies, 99)), "ms",
+                   samples=len(latencies)),
         ]
     return figures
