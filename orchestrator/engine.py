@@ -332,7 +332,7 @@ class Orchestrator(Scheduling):
             return await self._approve_in_worker(task, actor)
         lease = await self._hold_for_approval(task_id)
         try:
-            return await self._approve_here(task, actor)
+            return await self._as_holder(lease, self._approve_here(task, actor))
         finally:
             if lease is not None:
                 await self.cluster.release(lease)
@@ -406,7 +406,8 @@ class Orchestrator(Scheduling):
                 return answered
             raise await self._why_unanswerable(intervention_id, actor)
         self._require_decide(runner.task, actor, "answer for")
-        return await runner.answer(question, self._normalize_answer(question, answer), actor)
+        given = self._normalize_answer(question, answer)
+        return await self._as_holder(self._leases.get(runner.task_id), runner.answer(question, given, actor))
 
     def _runner_asking(self, intervention_id: int) -> TaskRunner | None:
         return next((r for r in self._runners.values() if r.question(intervention_id) is not None), None)

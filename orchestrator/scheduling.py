@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from .coordination.base import Claim, Lease
 from .errors import ActionRefused
+from .store.fence import LeaseLost
 from .events import TaskStateChanged, TaskUpdated
 from .models import Answer, InterventionStatus, InterventionView, TaskView
 from .runner import Outcome, TaskRunner
@@ -68,6 +70,20 @@ class Scheduling:
     async def _run_fenced(self, runner: TaskRunner, lease: Lease) -> None:
         self.cluster.fenced(lease)    # this task's context only: the run and what it starts
         await runner.run()
+
+    async def _as_holder(self, lease: Lease | None, work: Awaitable[Any]) -> Any:
+        """Run `work` (an answer, an approval: writes made for a task outside its run) fenced by
+        the task's lease, in a task of its own so the fence covers nothing else."""
+        if lease is None or not self.cluster.shared:
+            return await work
+
+        async def fenced() -> Any:
+            self.cluster.fenced(lease)
+            return await work
+        try:
+            return await asyncio.create_task(fenced())
+        except LeaseLost:
+            raise ActionRefused("another taskpin worker took this task over a moment ago; try again") from None
 
     def _runner_done(self, runner: TaskRunner) -> None:
         """Called from the ending run: what follows runs outside its fence (a fresh context)."""

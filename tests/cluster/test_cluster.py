@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 
@@ -119,7 +120,8 @@ ASKER = [{"emit": {"type": "session", "id": "s-1"}},
                   "options": [{"id": "hi", "label": "Hi"}, {"id": "hello", "label": "Hello"}]}},
          {"finish": "answered"}]
 HANGER = {"steps": [{"sleep": 120}], "resume": False}
-FAST_LEASES = {"TASKPIN_LEASE_TTL_S": "4"}
+# Short leases keep the test short; TASKPIN_TEST_LEASE_TTL_S=15 measures the default.
+FAST_LEASES = {"TASKPIN_LEASE_TTL_S": os.environ.get("TASKPIN_TEST_LEASE_TTL_S", "4")}
 
 
 def thread_root(emu, task_id: int) -> dict | None:
@@ -153,7 +155,8 @@ async def test_a_killed_worker_s_tasks_are_taken_over_resumed_or_failed_with_its
 
         cluster.kill9(w1)
         killed_at = time.time()
-        # Within 30 s of the death: the askers resume on w2 (and ask again), the hanger fails.
+        # Within 30 s of the death (1.25 x the lease's TTL): the askers resume on w2 (and ask
+        # again), the hanger fails.
         await wait_for(lambda: settled_on("w2", {askers[0]: S.BLOCKED, askers[1]: S.BLOCKED}), 30,
                        "askers resumed on w2", cluster)
         failed = await wait_for(lambda: _failed(core, hanger), 30, "hanger failed", cluster)
