@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .config import OnApprove, Settings
+from .config import OnApprove, RepoConfig, Settings
 from .harness.registry import build_harness, validate_agent_options
 from .store import make_engine
 from .workspaces import Workspaces
@@ -71,7 +71,7 @@ def check_structure(settings: Settings) -> list[Problem]:
     return problems
 
 
-def workflow_problems(settings: Settings, name: str, repo, *, repo_ok: bool) -> list[Problem]:
+def workflow_problems(settings: Settings, name: str, repo: RepoConfig, *, repo_ok: bool) -> list[Problem]:
     """Setup commands that cannot start; pull requests without a token or a GitHub repository."""
     from .worktree_setup import setup_command_problems
 

@@ -123,7 +123,7 @@ class Subscription:
         self.dropped = 0
         self._queue: deque[Event] = deque()
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from .states import TaskState
 
@@ -16,7 +17,7 @@ class DiffSummary:
     files: tuple[str, ...] = ()
     commit: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "files_changed": self.files_changed,
             "insertions": self.insertions,
@@ -26,7 +27,7 @@ class DiffSummary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "DiffSummary | None":
+    def from_dict(cls, data: dict[str, Any] | None) -> "DiffSummary | None":
         if not data:
             return None
         return cls(
@@ -154,4 +155,4 @@ class AttemptView:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)

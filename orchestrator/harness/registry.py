@@ -43,7 +43,8 @@ def harness_class(kind: str) -> Callable[[AgentConfig], Harness]:
         raise HarnessConfigError(
             f"unknown agent kind {kind!r}; known kinds: {', '.join(available_kinds())}"
         ) from None
-    return _load(target)
+    factory: Callable[[AgentConfig], Harness] = _load(target)
+    return factory
 
 
 def _load(target: str) -> Any:
@@ -55,7 +56,8 @@ def options_model(kind: str) -> type[AgentOptions]:
     """The options model of agent kind `kind` (HarnessConfigError for an unknown kind)."""
     if kind not in OPTION_MODELS:
         harness_class(kind)   # raises the unknown-kind error
-    return _load(OPTION_MODELS[kind])
+    model: type[AgentOptions] = _load(OPTION_MODELS[kind])
+    return model
 
 
 def validate_agent_options(kind: str, options: Mapping[str, Any]) -> list[tuple[str, str, str]]:

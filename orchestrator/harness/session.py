@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .base import Failed, Finished, HarnessEvent
 from .errors import HarnessError
@@ -185,12 +185,12 @@ class BaseSession:
 
 # ---- helper tasks -----------------------------------------------------------------------
 
-def _retrieve(task: asyncio.Future) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     if task.done() and not task.cancelled():
         task.exception()   # mark it retrieved: the task's own failure is not the caller's
 
 
-async def cancel_and_wait(task: asyncio.Future | None) -> None:
+async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
     """Cancel `task` and wait until it has ended. The task's own CancelledError or failure
     is not raised; the caller's cancellation is."""
     if task is None:
@@ -214,7 +214,7 @@ async def wait_quietly(aw: Awaitable[object] | None, timeout: float | None) -> b
     return bool(done)
 
 
-async def settle(tasks: Iterable[asyncio.Future], timeout: float) -> None:
+async def settle(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:
     """Give `tasks` up to `timeout` seconds to end, then cancel the rest and wait for them."""
     tasks = [t for t in tasks if t is not None]
     if not tasks:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -12,18 +14,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
@@ -56,7 +58,7 @@ class TaskRow(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     retryable: Mapped[bool] = mapped_column(Boolean, default=True)
-    diff: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    diff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     worktree: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The next message for the agent when the task next starts (feedback after review).
     pending_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -88,13 +90,13 @@ class InterventionRow(Base):
     request_id: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
     prompt: Mapped[str] = mapped_column(Text)
-    options: Mapped[list] = mapped_column(JSON, default=list)
+    options: Mapped[list[Any]] = mapped_column(JSON, default=list)
     tool: Mapped[str | None] = mapped_column(String(255), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     multi_select: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(32), index=True)
     answer_text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    answer_options: Mapped[list] = mapped_column(JSON, default=list)
+    answer_options: Mapped[list[Any]] = mapped_column(JSON, default=list)
     answered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -126,7 +128,7 @@ class KeyValueRow(Base):
     __tablename__ = "kv"
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[dict | list | str | int | None] = mapped_column(JSON, nullable=True)
+    value: Mapped[dict[str, Any] | list[Any] | str | int | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -149,7 +151,7 @@ class OutboxRow(Base):
     op: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer)
     parent: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

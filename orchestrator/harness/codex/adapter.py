@@ -16,16 +16,37 @@ from typing import Any
 
 from ...config import AgentConfig
 from ...models import Answer
-from ..base import Failed, Finished, HarnessEvent, InterventionRequest, OutputText, SessionIdAssigned, SessionSpec
+from ..base import (
+    Failed,
+    Finished,
+    HarnessEvent,
+    InterventionRequest,
+    OutputText,
+    SessionIdAssigned,
+    SessionSpec,
+)
 from ..env import agent_env
 from ..errors import HarnessError
 from ..jsonrpc import METHOD_NOT_FOUND
 from ..options import executable_problem
-from ..process import AgentStderr, close_stdin, describe_exit, spawn_agent, stop_process_group
+from ..process import (
+    AgentStderr,
+    close_stdin,
+    describe_exit,
+    spawn_agent,
+    stop_process_group,
+)
 from ..session import BaseSession, PendingRequests, settle, wait_quietly
 from .client import CodexClient, CommandSessions, RpcError
 from .options import CodexOptions
-from .translate import HUMAN_REQUESTS, ItemTranslator, answer_result, error_text, intervention, turn_failure
+from .translate import (
+    HUMAN_REQUESTS,
+    ItemTranslator,
+    answer_result,
+    error_text,
+    intervention,
+    turn_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +137,9 @@ class CodexSession(BaseSession):
         self._client = CodexClient(proc, self, self._stderr)
         self._items = ItemTranslator(self._emit, on_command_started=self._command_started)
         self._commands = CommandSessions(proc.pid)
-        self.pending: PendingRequests[tuple[int | str, str, dict]] = PendingRequests("codex")
-        self._tasks: list[asyncio.Task] = []
-        self._readers: list[asyncio.Task] = []
+        self.pending: PendingRequests[tuple[int | str, str, dict[str, Any]]] = PendingRequests("codex")
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._readers: list[asyncio.Task[Any]] = []
         self._term_lock = asyncio.Lock()
         self._group_dead = False
         self.thread_id: str | None = None

@@ -142,8 +142,8 @@ class CommandSession(BaseSession):
         self._term_lock = asyncio.Lock()
         self._group_dead = False
         self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
-        self._readers: list[asyncio.Task] = []
-        self._tasks: list[asyncio.Task] = []
+        self._readers: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     # -- AgentSession --
 
