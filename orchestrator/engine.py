@@ -21,6 +21,7 @@ from .runner import Outcome, TaskRunner
 from .states import IllegalTransition, TaskState
 from .store import Store
 from .store.tables import utcnow
+from .usage import UsageWriter
 from .workspaces import Workspaces, branch_name
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Orchestrator:
         self.store = store
         self.bus = EventBus()
         self.outbox = Outbox(store)   # what the surface must still get out, in order
+        self.usage_writer = UsageWriter(store, self.bus)   # every runner's usage, in one write per interval
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self._harnesses: dict[str, Harness] = {}

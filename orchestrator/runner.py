@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .events import AgentOutput, AttemptFailed, InterventionRequested, InterventionResolved, TaskUpdated, UsageReported
+from .events import AgentOutput, AttemptFailed, InterventionRequested, InterventionResolved, TaskUpdated
 from .harness.base import (
     AgentSession,
     Failed,
@@ -69,33 +69,20 @@ class _StreamEnded:
     pass
 
 
-INBOX_LIMIT = 2000    # agent events waiting for the runner; beyond it the pump stops reading
-USAGE_FLUSH_S = 0.5   # usage is written to the store (and reported) at most this often
+INBOX_LIMIT = 1000    # agent events waiting for the runner; beyond it the pump stops reading
+OUTPUT_BATCH = 500    # output lines published (and logged) as one AgentOutput at most
 
 
 class UsageMeter:
-    """A run's usage: totals kept in memory for budget checks, written to the store in batches."""
+    """A run's usage totals, kept in memory for budget checks; the store gets the deltas through
+    the core's UsageWriter, with every other run's, in one write per interval."""
 
     def __init__(self, input_tokens: int, output_tokens: int, cost_usd: float):
         self.totals = [input_tokens, output_tokens, cost_usd]
-        self.pending = [0, 0, 0.0]
-        self.flushed_at = time.monotonic()
 
     def add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         for i, value in enumerate((input_tokens, output_tokens, cost_usd)):
             self.totals[i] += value
-            self.pending[i] += value
-
-    @property
-    def has_pending(self) -> bool:
-        return any(self.pending)
-
-    def flush_due_at(self) -> float | None:
-        return self.flushed_at + USAGE_FLUSH_S if self.has_pending else None
-
-    def take(self) -> tuple[int, int, float]:
-        pending, self.pending, self.flushed_at = self.pending, [0, 0, 0.0], time.monotonic()
-        return pending[0], pending[1], pending[2]
 
 
 def workspace_mark(task: TaskView) -> str:
@@ -121,6 +108,7 @@ class TaskRunner:
         self._room = asyncio.Event()
         self._stop_outcome: Outcome | None = None
         self.usage = UsageMeter(0, 0, 0.0)
+        self._output: list[str] = []   # output lines read, not yet logged and published
         # pending intervention id -> (monotonic time asked, reminded yet)
         self._intervention_clock: dict[int, tuple[float, bool]] = {}
         self.done = asyncio.Event()
@@ -226,6 +214,7 @@ class TaskRunner:
             return await self._consume()
         finally:
             pump.cancel()
+            self._publish_output()
             await self._stop_session()
             await self._flush_usage()
 
@@ -252,18 +241,31 @@ class TaskRunner:
                 running_budget -= now - last_tick
             last_tick = now
             deadline, why = self._next_deadline(now, last_event, running_budget)
-            flush_at = self.usage.flush_due_at()
-            if flush_at is not None and flush_at < deadline:
-                deadline, why = flush_at, "usage"
-            try:
-                item = await asyncio.wait_for(self._inbox.get(), timeout=max(0.0, deadline - now))
-            except asyncio.TimeoutError:
+            if self._inbox.empty():
+                self._publish_output()   # everything read so far goes out before waiting
+                try:
+                    item = await asyncio.wait_for(self._inbox.get(), timeout=max(0.0, deadline - now))
+                except asyncio.TimeoutError:
+                    outcome = await self._on_deadline(why)
+                    if outcome:
+                        return outcome
+                    continue
+            elif now >= deadline:
                 outcome = await self._on_deadline(why)
                 if outcome:
                     return outcome
                 continue
+            else:
+                item = self._inbox.get_nowait()
             if self._inbox.qsize() < INBOX_LIMIT // 2:
                 self._room.set()
+            if type(item) is OutputText:   # the common case: batched, one publish per batch
+                last_event = time.monotonic()
+                self._output.extend(item.text.splitlines() or [""])
+                if len(self._output) >= OUTPUT_BATCH:
+                    self._publish_output()
+                continue
+            self._publish_output()         # anything else keeps its place after the output before it
             if isinstance(item, _Answered):
                 await self._on_answered(item)
                 last_event = time.monotonic()   # the idle clock restarts when the agent is unblocked
@@ -307,9 +309,6 @@ class TaskRunner:
             self._intervention_clock[iv_id] = (created, True)
             await self.core._remind(iv_id)
             return None
-        if why == "usage":
-            await self._flush_usage()
-            return None
         if why.startswith("expire:"):
             return Outcome("failed", f"nobody answered the agent within {settings.intervention_timeout_s:g}s "
                                      "(intervention timeout)", expired=True)
@@ -319,9 +318,8 @@ class TaskRunner:
         core, store, task_id = self.core, self.core.store, self.task_id
         match event:
             case OutputText(text=text):
-                for line in text.splitlines() or [""]:
-                    core.logs.append(task_id, line)
-                core.bus.publish(AgentOutput(task_id, text))
+                self._output.extend(text.splitlines() or [""])
+                self._publish_output()
             case ToolActivity(tool=tool, detail=detail):
                 core.logs.append(task_id, f"[{tool}] {detail}")
                 core.bus.publish(AgentOutput(task_id, f"{tool}: {detail}" if detail else tool, activity=True))
@@ -329,8 +327,9 @@ class TaskRunner:
                 await self._on_intervention(event)
             case Usage(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.usage.add(i, o, c)
+                core.usage_writer.add(task_id, self.attempt_id, i, o, c)
                 over_budget = self._budget_outcome(*self.usage.totals)
-                if over_budget or time.monotonic() >= self.usage.flush_due_at():
+                if over_budget:
                     await self._flush_usage()
                 return over_budget
             case SessionIdAssigned(session_id=sid):
@@ -351,11 +350,16 @@ class TaskRunner:
                                      f"${settings.max_cost_per_task_usd:.2f}")
         return None
 
+    def _publish_output(self) -> None:
+        """The output lines read since the last call: one log write, one AgentOutput."""
+        if self._output:
+            text, self._output = "\n".join(self._output), []
+            self.core.logs.append(self.task_id, text)
+            self.core.bus.publish(AgentOutput(self.task_id, text))
+
     async def _flush_usage(self) -> None:
-        if not self.usage.has_pending or self.attempt_id is None:
-            return
-        totals = await self.core.store.add_usage(self.task_id, self.attempt_id, *self.usage.take())
-        self.core.bus.publish(UsageReported(self.task_id, *totals))
+        """Usage recorded so far is in the store (this run's, and every other run's with it)."""
+        await self.core.usage_writer.flush()
 
     async def _on_intervention(self, request: InterventionRequest) -> None:
         core, store = self.core, self.core.store
