@@ -35,7 +35,7 @@ from .harness import (
 from .stores import StoreMeter, store_name
 
 NAME = "ingest"
-FULL = [(50, 3), (100, 3), (200, 8), (400, 4), (800, 4), (1600, 4)]
+FULL = [(50, 3), (100, 3), (200, 8), (400, 4), (800, 4), (1600, 4), (3200, 4), (6400, 4)]
 QUICK = [(100, 1), (200, 1.5)]
 HEADLINE = 200
 USAGE_EVERY = 10
