@@ -14,8 +14,11 @@ log = logging.getLogger(__name__)
 
 async def publish_home(svc: Services, user: str, *, page: int = 0) -> None:
     tasks = await svc.core.list_tasks()
+    by_id = {t.id: t for t in tasks}
+    waiting = [(by_id[iv.task_id], iv) for iv in await svc.core.pending_interventions()
+               if iv.task_id in by_id and by_id[iv.task_id].owner == user]
     view = render_home(tasks, viewer=user, now=datetime.now(timezone.utc), page=page,
-                       thread_urls=await thread_urls(svc.core))
+                       thread_urls=await thread_urls(svc.core), waiting=waiting)
     try:
         await svc.client.views_publish(user_id=user, view=view)
     except Exception as exc:

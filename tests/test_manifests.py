@@ -45,6 +45,9 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.push": (),
     "users.info": ("users:read",),
     "conversations.info": ("channels:read", "groups:read"),   # the board channel may be public or private
+    "conversations.open": ("im:write",),
+    "conversations.history": ("channels:history", "groups:history"),   # the outbox finds a lost post
+    "conversations.replies": ("channels:history", "groups:history"),   # the DM telling an owner an agent waits (bot/notify.py)
     "apps.connections.open": (),           # the app-level token's connections:write, not a bot scope
 }
 # Methods every bolt app calls without our code naming them.
@@ -94,7 +97,8 @@ class Recorder:
 def used() -> dict[str, set]:
     recorder = Recorder()
     listeners.register(recorder)
-    reg = recorder.registered
+    # Catch-all fallbacks (bot/listeners/fallback.py, a pattern) only ack what nothing else handles.
+    reg = {kind: [key for key in keys if not isinstance(key, re.Pattern)] for kind, keys in recorder.registered.items()}
     events = {key if isinstance(key, str) else key["type"] for key in reg.get("event", [])}
     if reg.get("message"):
         events.add("message")
