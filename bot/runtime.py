@@ -74,7 +74,7 @@ class Runtime:
                           update_budget=updates, backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
         threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
         svc = Services(core=core, settings=slack, client=client, board=board, threads=threads)
-        notifier = OwnerNotifier(core, client, poster, home=lambda user: publish_home(svc, user))
+        notifier = OwnerNotifier(core, client, poster, home=lambda user: publish_home(svc, user, quiet=True))
         runtime = cls(core, svc, poster, health)
         runtime.notifier = notifier
         try:
