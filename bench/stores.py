@@ -33,6 +33,23 @@ def check_server_url(url: str) -> str | None:
     return None
 
 
+async def unreachable() -> str | None:
+    """Why the PostgreSQL server cannot be used (one line, with the fix), or None."""
+    if SERVER_URL is None:
+        return None
+    engine = create_async_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure: say which and how to fix it
+        where = make_url(SERVER_URL).render_as_string(hide_password=True)
+        return (f"cannot use {where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+                "start PostgreSQL or pass the URL of a database that exists (e.g. .../postgres)")
+    finally:
+        await engine.dispose()
+    return None
+
+
 @contextlib.asynccontextmanager
 async def fresh_database(root: Path):
     """A database URL nobody else uses: a SQLite file under `root`, or a new PostgreSQL database."""
