@@ -10,7 +10,8 @@ from .kit import Block, context, section
 from .text import one_line, safe_text, user_mention
 
 Waiting = tuple[TaskView, InterventionView]
-DM_LISTED = 10          # questions named in the DM; the rest are counted
+DM_LISTED = 10          # questions shown in the DM with their text; the next MORE_NAMED by task id
+MORE_NAMED = 200
 HOME_LISTED = 5         # 2-3 blocks each: the Home tab's 100-block limit also holds 25 cards
 QUESTION_MAX = 300
 
@@ -35,7 +36,9 @@ def render_waiting_dm(owner: str, waiting: Sequence[Waiting], thread_urls: Mappi
             else f"🙋 {user_mention(owner)} *{n} agent questions* wait for your answer")
     lines = [_line(t, iv, thread_urls) for t, iv in waiting[:DM_LISTED]]
     if n > DM_LISTED:
-        lines.append(f"… and {n - DM_LISTED} more")
+        more = waiting[DM_LISTED:DM_LISTED + MORE_NAMED]
+        tail = " …" if n > DM_LISTED + MORE_NAMED else ""
+        lines.append(f"… and {n - DM_LISTED} more: " + ", ".join(f"*{t.short_id}*" for t, _ in more) + tail)
     blocks: list[Block] = [section(head, block_id="waiting_head"), section("\n".join(lines), block_id="waiting_list"),
                            context("Answer in the task's thread, or with the buttons on taskpin's Home tab.",
                                    block_id="waiting_hint")]
