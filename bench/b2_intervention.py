@@ -12,10 +12,12 @@ import asyncio
 import json
 import math
 import re
+import time
 import tempfile
 from pathlib import Path
 
 from bot.threads import THREAD_KEY
+from orchestrator import InterventionRequested
 
 from .harness import BOARD, OWNER, Figure, agent, ms, pct, progress, stack, wait_until
 
@@ -62,6 +64,13 @@ async def measure(k: int, rounds: int, one_owner: bool = False) -> tuple[list[fl
                 emu.add_user(owner, owner.lower())
             ids = [(await core.create_task(prompt=f"bench task {i}", owner=o)).id for i, o in enumerate(owners)]
             owner_of = dict(zip(ids, owners))
+            raised: dict[tuple[int, int], float] = {}     # (task, round) -> the core's event on the bus
+
+            async def on_question(event) -> None:
+                if isinstance(event, InterventionRequested):
+                    raised[(event.task.id, int(event.intervention.prompt.split()[1].rstrip("?")))] = time.time()
+
+            core.bus.subscribe(on_question, name="bench-questions", max_queued=10**6)
             for task_id in ids:
                 await core.dispatch(task_id, actor=owner_of[task_id])
             threads = {}
@@ -74,7 +83,7 @@ async def measure(k: int, rounds: int, one_owner: bool = False) -> tuple[list[fl
             await wait_until(lambda: st.runtime.poster.pending == 0, timeout=120)
             await asyncio.sleep(min(3, k))               # the channel's burst of posts is back
             progress(f"{k} agent(s): threads open; {rounds} round(s)")
-            asked, replied, notified = [], [], []
+            asked, replied, notified, in_core = [], [], [], []
             for r in range(rounds):
                 (go / f"go.{r}").touch()
                 posted = await wait_until(lambda: all(question_ts(emu, ts, r, owner_of[i]) for i, ts in threads.items())
@@ -90,12 +99,14 @@ async def measure(k: int, rounds: int, one_owner: bool = False) -> tuple[list[fl
                     task_id = int(row["task"])
                     asked.append(posted[task_id] - row["emit"])
                     notified.append(dms[task_id] - row["emit"])
+                    if (task_id, r) in raised:
+                        in_core.append(raised[(task_id, r)] - row["emit"])
                     replied.append(row["read"] - reply_ts[task_id])
                 await asyncio.sleep(max(1.0, min(k, 3)))   # the post budget refills between rounds
             dm_channels = {emu.ws.im_with(o).id for o in set(owners)}
             dm_429s = sum(1 for c in emu.calls if c.http_status == 429 and c.params.get("channel") in dm_channels)
             dm_count = sum(len(emu.messages(c)) for c in dm_channels)
-            return asked, replied, notified, dm_429s, dm_count
+            return asked, replied, notified, dm_429s, dm_count, in_core
 
 
 BURST = 3   # chat.postMessage: ~1 per second per channel after a burst of 3
@@ -112,7 +123,7 @@ async def run(quick: bool) -> list[Figure]:
     plan = [(2, 1, False), (2, 1, True)] if quick else [(1, 15, False), (10, 2, False), (50, 1, False), (50, 1, True)]
     figures = []
     for k, rounds, one_owner in plan:
-        asked, replied, notified, dm_429s, dm_count = await measure(k, rounds, one_owner)
+        asked, replied, notified, dm_429s, dm_count, in_core = await measure(k, rounds, one_owner)
         who = "1 owner" if one_owner or k == 1 else f"{k} owners"
         label = f"{k} agent(s), {who}"
         pace = ("" if k <= BURST else f"bounded by chat.postMessage's pace in one channel (~1/s, burst {BURST}): the "
@@ -127,6 +138,9 @@ async def run(quick: bool) -> list[Figure]:
                    samples=len(notified),
                    notes=f"the owner's DM (its post or an edit) first naming the question; {dm_count} DM message(s) "
                          f"for {len(notified)} questions; DM 429s: {dm_429s}"),
+            Figure(f"{label}: ask -> the core's InterventionRequested p99", ms(pct(in_core, 99)), "ms",
+                   samples=len(in_core), notes="the core's part of ask -> notified: the question stored, the task "
+                                               "blocked, the event on the bus"),
             Figure(f"{label}: reply -> agent p50", ms(pct(replied, 50)), "ms", samples=len(replied)),
             Figure(f"{label}: reply -> agent p99", ms(pct(replied, 99)), "ms", "<= 200", samples=len(replied)),
         ]

@@ -35,6 +35,8 @@ from .threads import thread_urls
 log = logging.getLogger(__name__)
 
 GATHER_S = 0.1               # questions asked within this of the first go into its message
+HOME_AFTER_S = 1.0           # the Home tab follows the DM; it must not compete with a burst of DMs
+URLS_FRESH_S = 0.5           # thread links: one store read serves every DM sent within this
 IM_KEY = "slack.im:"         # + user id -> the app's DM channel with that user
 
 
@@ -53,6 +55,8 @@ class OwnerNotifier:
         self._scheduled: dict[str, asyncio.Task] = {}
         self._sending: dict[str, asyncio.Lock] = {}             # one send per owner at a time
         self._background: set[asyncio.Task] = set()
+        self._urls: tuple[float, asyncio.Task] | None = None      # (when read, the read)
+        self._home_due: set[str] = set()
         self._sub = None
 
     async def start(self) -> None:
@@ -103,8 +107,20 @@ class OwnerNotifier:
             await self._send(owner)
         except Exception as exc:   # the next question or answer of this owner tries again
             log.warning("could not tell %s what waits for them: %s", owner, describe(exc))
-        if self.home is not None:
-            await self.home(owner)
+        if self.home is not None and owner not in self._home_due:
+            self._home_due.add(owner)
+            self._spawn(self._refresh_home(owner))
+
+    async def _refresh_home(self, owner: str) -> None:
+        await asyncio.sleep(HOME_AFTER_S)
+        self._home_due.discard(owner)
+        await self.home(owner)
+
+    async def _thread_urls(self) -> dict[int, str]:
+        loop = asyncio.get_running_loop()
+        if self._urls is None or loop.time() - self._urls[0] > URLS_FRESH_S:
+            self._urls = (loop.time(), loop.create_task(thread_urls(self.core)))
+        return await asyncio.shield(self._urls[1])
 
     # ---- the owner's message ---------------------------------------------------------------
 
@@ -120,7 +136,7 @@ class OwnerNotifier:
         channel = await self._channel_of(owner)
         if channel is None:
             return
-        payload = render_waiting_dm(owner, items, await thread_urls(self.core))
+        payload = render_waiting_dm(owner, items, await self._thread_urls())
         thread = f"dm:{owner}"
         if key is None:
             # The first question of a wave names it: a restart re-recording it finds the same row.
