@@ -141,10 +141,11 @@ class ChannelPoster:
                                parent=parent, coalesce=coalesce)
 
     async def update(self, channel: str, thread: str, payload: dict[str, Any], *, kind: str, priority: Priority,
-                     key: str | None = None, parent: str | None = None) -> OutboxItem:
-        """Record a chat.update of the message `parent` names (or of payload["ts"])."""
+                     key: str | None = None, parent: str | None = None, coalesce: bool = False) -> OutboxItem:
+        """Record a chat.update of the message `parent` names (or of payload["ts"]); with
+        `coalesce`, it replaces an edit of the same kind still waiting in that thread."""
         return await self._add(channel, thread, payload, kind=kind, op="update", priority=priority, key=key,
-                               parent=parent)
+                               parent=parent, coalesce=coalesce)
 
     async def _add(self, channel: str, thread: str, payload: dict, **fields) -> OutboxItem:
         async with self._lock:

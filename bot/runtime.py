@@ -12,6 +12,8 @@ from orchestrator import Orchestrator, Settings
 
 from .app import build_app
 from .gate import Gate, GatedSocketModeHandler
+from .home import publish_home
+from .notify import OwnerNotifier
 from .board_sync import BoardSync
 from .budget import Backoff, MethodBudget
 from .poster import ChannelPoster
@@ -52,6 +54,7 @@ class Runtime:
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
         self._watch: asyncio.Task | None = None
+        self.notifier: OwnerNotifier | None = None
 
     @classmethod
     async def start(cls, core_settings: Settings, slack: SlackSettings) -> "Runtime":
@@ -71,12 +74,15 @@ class Runtime:
                           update_budget=updates, backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
         threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
         core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too
-        runtime = cls(core, Services(core=core, settings=slack, client=client, board=board, threads=threads),
-                      poster, health)
+        svc = Services(core=core, settings=slack, client=client, board=board, threads=threads)
+        notifier = OwnerNotifier(core, client, poster, home=lambda user: publish_home(svc, user, quiet=True))
+        runtime = cls(core, svc, poster, health)
+        runtime.notifier = notifier
         try:
             await health.probe(client)
             await poster.start()    # what a previous run left unsent goes first
             await threads.start()
+            await notifier.start()
             await board.start()
             await core.start()      # recovery runs here; its events reach the board and threads
             await runtime._serve()
@@ -145,6 +151,8 @@ class Runtime:
             steps.append(("the Socket Mode connection", self.socket.close_async))
         if self.web_runner:
             steps.append(("the HTTP server", self.web_runner.cleanup))
+        if self.notifier:
+            steps.append(("the owner notifications", self.notifier.close))
         steps += [("the board", self.svc.board.close), ("the task threads", self.svc.threads.close),
                   ("the poster", self.poster.close), ("the core", self.core.close)]
         for what, step in steps:

@@ -98,6 +98,10 @@ class TaskThreads:
         self.on_thread_started: list[Callable[[int], None]] = []   # e.g. the board: a link to show
         self._output: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=OUTPUT_LINES_KEPT))
         self._output_due: dict[int, float] = {}
+        # Read once, then kept: where each task's thread is in Slack, and the task as the latest
+        # event showed it, so an output summary costs no store read.
+        self._thread_ts: dict[int, str] = {}
+        self._tasks: dict[int, TaskView] = {}
         self._output_flusher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._writing = asyncio.Lock()    # one writer at a time: the outbox order is the event order
@@ -125,6 +129,9 @@ class TaskThreads:
     # ---- events ----------------------------------------------------------------------------
 
     async def _on_event(self, event) -> None:
+        task = getattr(event, "task", None)
+        if task is not None:
+            self._tasks[task.id] = task
         match event:
             case AgentOutput(task_id=task_id, text=text):
                 lines = self._output[task_id]
@@ -173,8 +180,11 @@ class TaskThreads:
     async def _thread(self, task: TaskView, actor: str | None = None) -> tuple[dict, str | None]:
         """Where a reply goes: ({"thread_ts": ts}, None) for a thread in Slack already, else
         ({}, the root's outbox key), recording the root's intent first if there is none yet."""
+        if task.id in self._thread_ts:
+            return {"thread_ts": self._thread_ts[task.id]}, None
         stored = await self.core.kv_get(THREAD_KEY + str(task.id))
         if stored and stored.get("channel") == self.channel:
+            self._thread_ts[task.id] = stored["ts"]
             return {"thread_ts": stored["ts"]}, None
         key = root_key(self.channel, task.id)
         root = await self.core.outbox.get(key)
@@ -229,6 +239,8 @@ class TaskThreads:
         url = await self._permalink(item.channel, ts)
         await self.core.kv_set(THREAD_KEY + str(task_id), {"channel": item.channel, "ts": ts, "url": url})
         await self.core.kv_set(THREAD_TS_KEY + ts, task_id)
+        if item.channel == self.channel:
+            self._thread_ts[task_id] = ts
         for notify in self.on_thread_started:
             notify(task_id)
 
@@ -260,7 +272,7 @@ class TaskThreads:
         lines = list(self._output.pop(task_id, ()))
         if not lines:
             return
-        task = await self.core.get_task(task_id)
+        task = self._tasks.get(task_id) or await self.core.get_task(task_id)
         await self._reply(task, output_summary_message(task, lines), "output", Priority.OUTPUT,
                           coalesce=True, locked=True)
 

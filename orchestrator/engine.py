@@ -55,6 +55,7 @@ class Orchestrator:
         self.outbox = Outbox(store)   # what the surface must still get out, in order
         self.ports = self.world.ports            # a distinct port range per live task
         self.pull_requests = PullRequests(self.world)
+        self.usage_writer = self.world.usage_writer
         self._runners: dict[int, TaskRunner] = {}
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()

@@ -17,6 +17,7 @@ from .states import TaskState
 from .store import Store
 from .workspaces import Workspaces
 from .ports import PortPool, port_pool
+from .usage import UsageWriter
 
 
 class World:
@@ -28,6 +29,7 @@ class World:
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self.ports: PortPool = port_pool(settings)   # a distinct port range per live task
+        self.usage_writer = UsageWriter(store, self.bus)   # every run's usage, in one write per interval
         self._harnesses: dict[str, Harness] = {}
 
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,

@@ -266,3 +266,8 @@ def _fallback(task: TaskView, intervention: InterventionView, mention: str) -> s
         what = f"the agent asks: {intervention.prompt}"
     text = safe_text(one_line(f"{task.short_id} {task.title} — {what}"), FALLBACK_PROMPT_MAX)
     return f"{mention} {text}"
+
+
+def answer_controls(intervention: InterventionView, text_budget: int = SECTION_TEXT_MAX) -> list[Block]:
+    """The question's answer buttons/selects alone (e.g. for the Home tab); [] when it takes free text."""
+    return _controls(intervention, text_budget)[0]

@@ -27,7 +27,7 @@ POST_MESSAGE = Limit(1, 1.0, burst=3, per_channel=True)
 DEFAULT_LIMITS: dict[str, Limit] = {
     "pins.*": TIER2,
     "chat.update": TIER3, "chat.delete": TIER3, "conversations.replies": TIER3,
-    "conversations.history": TIER3, "apps.connections.open": TIER3, "chat.getPermalink": TIER4,
+    "conversations.history": TIER3, "conversations.open": TIER3, "apps.connections.open": TIER3, "chat.getPermalink": TIER4,
     "chat.postEphemeral": TIER4, "views.*": TIER4, "users.info": TIER4,
     "chat.postMessage": POST_MESSAGE,
 }

@@ -22,6 +22,9 @@ from .errors import HarnessError
 T = TypeVar("T")
 
 
+QUEUED_LIMIT = 500   # events an adapter may queue ahead of the reader; see room()
+
+
 class SessionEvents:
     """The queue behind AgentSession.events()."""
 
@@ -29,6 +32,21 @@ class SessionEvents:
         self._queue: asyncio.Queue[HarnessEvent] = asyncio.Queue()
         self._final: Finished | Failed | None = None
         self._delivered = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be read."""
+        return self._queue.qsize()
+
+    async def room(self) -> None:
+        """Wait while QUEUED_LIMIT events are waiting to be read. An adapter awaits this before
+        reading more from the agent, so a core that falls behind stops reading, the agent's pipe
+        fills and its writes block (back-pressure) instead of an unbounded backlog in memory."""
+        if self._queue.qsize() >= QUEUED_LIMIT:
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def final(self) -> Finished | Failed | None:
@@ -66,6 +84,8 @@ class SessionEvents:
             return
         while True:
             event = await self._queue.get()
+            if not self._room.is_set() and self._queue.qsize() < QUEUED_LIMIT // 2:
+                self._room.set()
             if isinstance(event, (Finished, Failed)):
                 self._delivered = True
                 yield event

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -263,6 +263,32 @@ class Store:
             row = (await s.execute(select(TaskRow.input_tokens, TaskRow.output_tokens, TaskRow.cost_usd)
                                    .where(TaskRow.id == task_id))).one()
         return int(row[0]), int(row[1]), float(row[2])
+
+    async def add_usage_many(self, deltas: Sequence[tuple[int, int | None, int, int, float]],
+                             ) -> dict[int, tuple[int, int, float]]:
+        """add_usage for many (task id, attempt row id, in, out, cost) at once: one transaction
+        of two batched updates and one read; returns each task's new totals."""
+        tasks, attempts = TaskRow.__table__, AttemptRow.__table__
+        per_task: dict[int, list] = {}
+        for task_id, _attempt, i, o, c in deltas:
+            acc = per_task.setdefault(task_id, [0, 0, 0.0])
+            acc[0], acc[1], acc[2] = acc[0] + i, acc[1] + o, acc[2] + c
+        grow = {"input_tokens": bindparam("d_in"), "output_tokens": bindparam("d_out"), "cost_usd": bindparam("d_cost")}
+
+        def rows(items):
+            return [{"row_id": k, "d_in": i, "d_out": o, "d_cost": c} for k, (i, o, c) in items]
+
+        async with self.session() as s, s.begin():
+            conn = await s.connection()
+            await conn.execute(update(tasks).where(tasks.c.id == bindparam("row_id"))
+                               .values({k: tasks.c[k] + v for k, v in grow.items()}), rows(per_task.items()))
+            by_attempt = [(a, (i, o, c)) for _t, a, i, o, c in deltas if a is not None]
+            if by_attempt:
+                await conn.execute(update(attempts).where(attempts.c.id == bindparam("row_id"))
+                                   .values({k: attempts.c[k] + v for k, v in grow.items()}), rows(by_attempt))
+            found = (await conn.execute(select(tasks.c.id, tasks.c.input_tokens, tasks.c.output_tokens,
+                                               tasks.c.cost_usd).where(tasks.c.id.in_(list(per_task))))).all()
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0), float(row[3] or 0.0)) for row in found}
 
     async def transitions(self, task_id: int) -> list[TransitionRecord]:
         async with self.session() as s:

@@ -36,7 +36,9 @@ from .translate import LineParser
 
 log = logging.getLogger(__name__)
 
-STREAM_LIMIT = 4 * 1024 * 1024        # asyncio StreamReader buffer limit for stdout/stderr
+# asyncio StreamReader buffer limit for stdout/stderr. Longer lines are read in pieces (read_lines);
+# the limit bounds what is buffered when taskpin stops reading (2x this, then the pipe fills).
+STREAM_LIMIT = 64 * 1024
 MAX_ENV_PROMPT_BYTES = 100_000       # TASKPIN_PROMPT is cut here (Linux: 128 KiB per env string)
 READER_DRAIN_S = 2.0                  # after exit: how long to wait for stdout/stderr EOF
 NO_COMMAND = 'command is not set: add e.g. command = ["python", "agent.py"] to this agent'
@@ -230,6 +232,7 @@ class CommandSession(BaseSession):
             async for line in read_lines(self._proc.stdout):
                 if self._agent_final is not None:
                     continue  # events end at finished/failed; the rest is ignored
+                await self.out.room()   # back-pressure: stop reading while taskpin is behind
                 for event in self._parser.parse(line):
                     if isinstance(event, (Finished, Failed)):
                         self._agent_final = event
