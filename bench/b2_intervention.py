@@ -1,6 +1,6 @@
 """2. Intervention round trip with 1, 10 and 50 agents blocking at once.
 
-Each `asker` agent waits for a go-file, then writes its question and notes the time (epoch). 
+Each `asker` agent waits for a go-file, then writes its question and notes the time (epoch).
 ask -> thread: that time until the owner-mention message exists in the emulator's thread (its
 server-side ts). The owner then replies in every thread at once (emu.user_message).
 reply -> agent: the reply's server-side ts until the agent process has read the answer line.

@@ -160,7 +160,7 @@ class Subscription:
 
     async def drain(self) -> None:
         """Wait until everything offered so far has been handled."""
-        while (self._queue or self._busy) and self._task and not self._task.done():
+        while (self._queue or self._busy) and self._task and not self._task.done():  # noqa: ASYNC110 - shutdown and tests only; the worker signals no per-item event
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:

@@ -107,11 +107,11 @@ class CodexHarness:
         return params
 
     async def _launch(self, spec: SessionSpec, resume_id: str | None) -> CodexSession:
-        if not Path(spec.workdir).is_dir():
+        if not Path(spec.workdir).is_dir():  # noqa: ASYNC240 - one stat before a process starts
             raise HarnessError(f"cannot start codex: workdir {spec.workdir} does not exist")
         env = self.build_env(spec)
         if "CODEX_HOME" in env and self.codex_home is not None:
-            Path(env["CODEX_HOME"]).mkdir(parents=True, exist_ok=True)
+            Path(env["CODEX_HOME"]).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once per session
         if spec.log_path is not None:
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -283,7 +283,7 @@ class CodexSession(BaseSession):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + INTERRUPT_WAIT_S
-        while self.turn_id == turn_id and loop.time() < deadline and self._proc.returncode is None:
+        while self.turn_id == turn_id and loop.time() < deadline and self._proc.returncode is None:  # noqa: ASYNC110 - bounded: the reader clears turn_id when codex ends the turn
             await asyncio.sleep(0.05)
 
     # -- events (RpcHandler) --
