@@ -13,11 +13,13 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from orchestrator import AgentOutput, Orchestrator
+from orchestrator.events import Subscription
 
 from .blocks.board import render_board
 from .budget import Backoff, MethodBudget
@@ -48,7 +50,7 @@ class BoardSync:
         self._ratelimited_until = 0.0
         self._last_digest: str | None = None
         self._loop_task: asyncio.Task | None = None
-        self._sub = None
+        self._sub: Subscription | None = None
         # Repairs the loop owes the board; each stays set until Slack accepted it, so a 429 or a
         # network error in the middle only postpones it.
         self._located = False         # the stored board message was checked (or there was none)
@@ -150,7 +152,8 @@ class BoardSync:
     async def _ensure_pinned(self) -> None:
         try:
             response = await self.client.pins_list(channel=self.channel)
-            pinned = {item.get("message", {}).get("ts") for item in response.get("items", [])}
+            items: list[dict[str, Any]] = response.get("items", [])
+            pinned = {item.get("message", {}).get("ts") for item in items}
         except SlackApiError as exc:
             if _transient(exc):
                 self._repin = True      # cannot tell: pinning again is harmless (already_pinned)
@@ -261,6 +264,9 @@ class BoardSync:
 
     async def _naive_update(self) -> None:
         """Benchmark baseline: one chat.update per event, no coalescing."""
+        if self.ts is None:   # not posted yet (callers check _located): the loop posts it
+            self.mark_dirty()
+            return
         payload = await self.render()
         self.updates += 1
         try:

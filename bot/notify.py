@@ -26,6 +26,7 @@ from orchestrator import (
     TaskStateChanged,
     TaskView,
 )
+from orchestrator.events import Subscription
 
 from .blocks.waiting import render_waiting_dm
 from .poster import ChannelPoster, Priority
@@ -57,7 +58,7 @@ class OwnerNotifier:
         self._background: set[asyncio.Task] = set()
         self._urls: tuple[float, asyncio.Task] | None = None      # (when read, the read)
         self._home_due: set[str] = set()
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         """Questions that were already waiting (a restart) are counted from the store."""
@@ -114,7 +115,8 @@ class OwnerNotifier:
     async def _refresh_home(self, owner: str) -> None:
         await asyncio.sleep(HOME_AFTER_S)
         self._home_due.discard(owner)
-        await self.home(owner)
+        if self.home is not None:
+            await self.home(owner)
 
     async def _thread_urls(self) -> dict[int, str]:
         loop = asyncio.get_running_loop()

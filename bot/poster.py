@@ -74,7 +74,9 @@ class _Channel:
 
     def replace(self, item: OutboxItem) -> None:
         queue = self.threads.get(item.thread)
-        for i, old in enumerate(queue or ()):
+        if queue is None:
+            return
+        for i, old in enumerate(queue):
             if old.id == item.id:
                 queue[i] = item
                 return
@@ -301,7 +303,8 @@ class ChannelPoster:
         if item.error and item.error.startswith("refused:"):
             return await self._give_up(ch, item, f"{failure.reason}, also as plain text")
         note = f"refused: {failure.reason}; sent as plain text"
-        payload = {"text": plain_fallback(item.payload), "blocks": [] if item.op == "update" else None}
+        payload: dict[str, Any] = {"text": plain_fallback(item.payload),
+                                   "blocks": [] if item.op == "update" else None}
         payload = {k: v for k, v in payload.items() if v is not None}
         for keep in ("ts", "thread_ts", "metadata"):
             if keep in item.payload:

@@ -3,7 +3,7 @@
 Tokens are SecretStr: they never print."""
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, AliasPath, Field, SecretStr
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orchestrator.check import Problem
@@ -64,7 +64,7 @@ class SlackSettings(BaseSettings):
 
 def env_aliases() -> list[str]:
     """Every environment variable SlackSettings reads (SLACK_BOT_TOKEN, TASKPIN_BOARD_CHANNEL...)."""
-    names: list[str] = []
+    names: list[str | AliasPath | None] = []
     for field in SlackSettings.model_fields.values():
         alias = field.validation_alias
         names += list(alias.choices) if isinstance(alias, AliasChoices) else [alias]

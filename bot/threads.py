@@ -29,6 +29,7 @@ from orchestrator import (
     TaskStateChanged,
     TaskView,
 )
+from orchestrator.events import Subscription
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
 from .blocks.thread import (
@@ -105,7 +106,7 @@ class TaskThreads:
         self._output_flusher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._writing = asyncio.Lock()    # one writer at a time: the outbox order is the event order
-        self._sub = None
+        self._sub: Subscription | None = None
         poster.on_sent("thread_root", self._root_posted)
 
     async def start(self) -> None:
@@ -223,7 +224,8 @@ class TaskThreads:
             question = await self.core.outbox.get(key)
             if question is not None and question.done and not question.ref:
                 return                     # it never reached Slack: nothing to edit
-            where, parent = {}, key
+            where: dict[str, str] = {}
+            parent: str | None = key
             if question is None or question.ref:
                 ts = question.ref if question is not None else (
                     (await self.core.kv_get(INTERVENTION_KEY + str(iv.id))) or {}).get("ts")

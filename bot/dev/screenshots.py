@@ -40,7 +40,9 @@ TASKS = [
 
 class Scene:
     def __init__(self, session: DevSession) -> None:
-        self.session, self.emu, self.core = session, session.emu, session.runtime.core
+        if session.runtime is None:
+            raise RuntimeError("start the dev session before playing a scene")
+        self.session, self.emu, self.core = session, session.emulator, session.runtime.core
         self.ids: dict[str, int] = {}
 
     def board(self) -> dict:

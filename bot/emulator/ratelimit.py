@@ -82,9 +82,9 @@ class RateLimiter:
         limit = self.limit_for(method)
         if limit is None:
             return None
-        key = (method, token, channel if limit.per_channel else None)
-        bucket = self.buckets.get(key)
+        bucket_key = (method, token, channel if limit.per_channel else None)
+        bucket = self.buckets.get(bucket_key)
         if bucket is None:
-            bucket = self.buckets[key] = _Bucket(limit, now)
+            bucket = self.buckets[bucket_key] = _Bucket(limit, now)
         wait = bucket.take(now)
         return None if wait is None else max(1, math.ceil(wait))
