@@ -116,7 +116,7 @@ def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
     """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
     # The ignores: without pydantic's mypy plugin, mypy reads BaseSettings.__init__ as the fields
     # alone (no _env_file, no validation aliases, no raw dicts for models); pydantic takes all three.
-    return SlackSettings(  # type: ignore[call-arg]
+    return SlackSettings(
                          _env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
                          SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
                          TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
@@ -129,10 +129,10 @@ async def run_demo(fast: bool = False) -> int:
         async with SlackEmulator(rate_limits=True) as emu:
             # The ignores: mypy without pydantic's plugin, see emulator_slack_settings.
             settings = Settings(
-                _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",  # type: ignore[call-arg]
+                _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main"}},  # type: ignore[dict-item]
-                agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},  # type: ignore[dict-item]
+                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main"}},
+                agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},
                 default_repo="demo", default_agent="demo-agent")
             runtime = await Runtime.start(settings, emulator_slack_settings(emu))
             try:

@@ -97,11 +97,11 @@ class DevSession:
         # add its repositories and agents to the session (--agent takes the one it names from there).
         # The ignores: mypy without pydantic's plugin reads Settings.__init__ as its fields alone (no
         # _env_file, no raw dicts for RepoConfig / AgentConfig); pydantic takes both.
-        return Settings(_env_file=None, config=root / "none.toml",  # type: ignore[call-arg]
+        return Settings(_env_file=None, config=root / "none.toml",
                         database_url=f"sqlite+aiosqlite:///{root / 'dev.db'}",
                         workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                        repos={self.repo_name: repo},  # type: ignore[dict-item]
-                        agents=agents,  # type: ignore[arg-type]
+                        repos={self.repo_name: repo},
+                        agents=agents,
                         default_repo=self.repo_name, default_agent=self.agent_name,
                         approvers=[APPROVER])
 
