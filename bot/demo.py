@@ -114,8 +114,6 @@ def demo_agent(pause: float) -> dict:
 
 def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
     """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
-    # The ignores: without pydantic's mypy plugin, mypy reads BaseSettings.__init__ as the fields
-    # alone (no _env_file, no validation aliases, no raw dicts for models); pydantic takes all three.
     return SlackSettings(
                          _env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
                          SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
