@@ -125,7 +125,6 @@ async def run_demo(fast: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="taskpin-demo-") as tmp:
         root = Path(tmp)
         async with SlackEmulator(rate_limits=True) as emu:
-            # The ignores: mypy without pydantic's plugin, see emulator_slack_settings.
             settings = Settings(
                 _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",

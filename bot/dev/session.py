@@ -95,8 +95,6 @@ class DevSession:
         repo = {"path": str(self.repo_path), "base_branch": branch}
         # `config` points at a file that does not exist: a taskpin.toml in the current folder must not
         # add its repositories and agents to the session (--agent takes the one it names from there).
-        # The ignores: mypy without pydantic's plugin reads Settings.__init__ as its fields alone (no
-        # _env_file, no raw dicts for RepoConfig / AgentConfig); pydantic takes both.
         return Settings(_env_file=None, config=root / "none.toml",
                         database_url=f"sqlite+aiosqlite:///{root / 'dev.db'}",
                         workspaces_dir=root / "worktrees", log_dir=root / "logs",
