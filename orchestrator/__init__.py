@@ -12,6 +12,7 @@ from .events import (
     InterventionReminder,
     InterventionRequested,
     InterventionResolved,
+    PolicyDecided,
     TaskCreated,
     TaskNotice,
     TaskStateChanged,
@@ -25,6 +26,7 @@ from .models import (
     InterventionStatus,
     InterventionView,
     Option,
+    PolicyRuleView,
     TaskView,
     TransitionRecord,
 )
@@ -39,5 +41,5 @@ __all__ = [
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database", "PolicyDecided", "PolicyRuleView",
 ]

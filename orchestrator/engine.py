@@ -17,8 +17,10 @@ from .crashpoints import crash_point
 from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound
 from .events import TaskCreated, TaskUpdated
 from .harness.base import Harness
-from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
+from .models import (Answer, InterventionKind, InterventionStatus, InterventionView, PolicyRuleView, TaskView,
+                     TransitionRecord)
 from .outbox import Outbox
+from .policies import PolicyListing
 from .pull_requests import PullRequests
 from .recovery import recover
 from .runner import Outcome, TaskRunner
@@ -374,6 +376,25 @@ class Orchestrator:
             raise await self._why_unanswerable(intervention_id, actor)
         self._require_decide(runner.task, actor, "answer for")
         return await runner.answer(question, self._normalize_answer(question, answer), actor)
+
+    async def always_allow(self, intervention_id: int, *, actor: str) -> tuple[InterventionView, PolicyRuleView]:
+        """Allow a permission request and add a rule allowing exactly it from now on: for the
+        repository when `actor` is an approver, else for the task (orchestrator/policies.py)."""
+        runner = self._runner_asking(intervention_id)
+        question = runner.question(intervention_id) if runner else None
+        if runner is None or question is None:
+            raise await self._why_unanswerable(intervention_id, actor)
+        self._require_decide(runner.task, actor, "answer for")
+        return await self.world.policies.always_allow(runner, question, actor,
+                                                      approver=actor in self.settings.approvers)
+
+    async def policy_rules(self) -> PolicyListing:
+        """taskpin.toml's rules by repository and agent, and the rules added in Slack."""
+        return await self.world.policies.listing()
+
+    async def remove_policy_rule(self, rule_id: int, *, actor: str) -> PolicyRuleView:
+        """Remove a rule added in Slack: an approver, or the owner of the task an owner's rule is for."""
+        return await self.world.policies.remove(rule_id, actor)
 
     def _runner_asking(self, intervention_id: int) -> TaskRunner | None:
         return next((r for r in self._runners.values() if r.question(intervention_id) is not None), None)

@@ -155,3 +155,24 @@ class AttemptView:
     output_tokens: int = 0
     cost_usd: float = 0.0
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicyRuleView:
+    """An approval-policy rule added in Slack (rules from taskpin.toml are not stored)."""
+
+    id: int
+    repo: str
+    task_id: int | None       # None: for every task of the repository
+    effect: str               # allow | ask | deny
+    target: str               # Bash(pytest -q): the rule without its effect
+    by_approver: bool         # False: the task's owner's rule, which can only tighten
+    added_by: str
+    added_at: datetime
+    intervention_id: int | None = None
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.effect} {self.target}"

@@ -17,6 +17,7 @@ from .states import TaskState
 from .store import Store
 from .workspaces import Workspaces
 from .ports import PortPool, port_pool
+from .policies import Policies
 
 
 class World:
@@ -28,6 +29,7 @@ class World:
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self.ports: PortPool = port_pool(settings)   # a distinct port range per live task
+        self.policies = Policies(settings, store, self.logs, self.bus)   # approval-policy rules
         self._harnesses: dict[str, Harness] = {}
 
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,

@@ -283,14 +283,19 @@ class Store:
 
     async def add_intervention(self, *, task_id: int, attempt: int, request_id: str, kind: InterventionKind,
                                prompt: str, options: Sequence[Option], tool: str | None, detail: str | None,
-                               multi_select: bool) -> InterventionView:
+                               multi_select: bool, answered_by: str | None = None, answer_text: str | None = None,
+                               answer_options: Sequence[str] = ()) -> InterventionView:
+        """A pending question; with `answered_by`, one answered already (by a policy rule)."""
         async with self.session() as s, s.begin():
+            now = utcnow()
             row = InterventionRow(
                 task_id=task_id, attempt=attempt, request_id=request_id, kind=kind.value, prompt=prompt,
                 options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
                          for o in options],
                 tool=tool, detail=detail, multi_select=multi_select,
-                status=InterventionStatus.PENDING.value, answer_options=[], created_at=utcnow())
+                status=(InterventionStatus.ANSWERED if answered_by else InterventionStatus.PENDING).value,
+                answered_by=answered_by, answer_text=answer_text, answer_options=list(answer_options),
+                created_at=now, resolved_at=now if answered_by else None)
             s.add(row)
         return _intervention_view(row)
 
