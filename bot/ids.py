@@ -37,6 +37,7 @@ class ActionId(StrEnum):
     ANSWER_SELECT = "intervention_select"          # static_select when there are too many options
     ANSWER_CHECKBOXES = "intervention_checkboxes"  # multi-select toggles: ack only, read on submit
     ANSWER_SUBMIT = "intervention_submit"          # value = intervention id; read state.values
+    ANSWER_ALWAYS = "intervention_always"          # value = intervention id: allow, and add a policy rule
     # Home tab.
     HOME_PAGE = "home_page"                        # value = page number to show
     OPEN_CREATE_MODAL = "home_create_task"

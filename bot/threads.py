@@ -187,6 +187,10 @@ class TaskThreads:
                                    priority=Priority.THREAD_START, key=key)
         return {}, key
 
+    async def note(self, task: TaskView, payload: dict, kind: str) -> None:
+        """A message from elsewhere in the bot (the approval policy's digest) into the thread."""
+        await self._reply(task, payload, kind, Priority.MILESTONE)
+
     async def _reply(self, task: TaskView, payload: dict, kind: str, priority: Priority, *,
                      key: str | None = None, coalesce: bool = False, locked: bool = False):
         if not locked:

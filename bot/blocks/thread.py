@@ -148,3 +148,28 @@ def _title(task: TaskView) -> str:
 def _message(mrkdwn_text: str, fallback: str, *, block_id: str | None = None) -> dict:
     block: Block = section(truncate(mrkdwn_text, SECTION_TEXT_MAX), block_id=block_id)
     return {"text": safe_text(one_line(fallback), FALLBACK_TEXT_MAX) or "taskpin", "blocks": [block]}
+
+
+POLICY_LINES_SHOWN = 10
+
+
+def policy_summary_message(task: TaskView, decisions: Sequence[tuple[str, str | None, str | None, str, str]]) -> dict:
+    """What the approval policy answered without asking, one line per request (effect, tool,
+    detail, the deciding rule, where it is written), oldest first; past POLICY_LINES_SHOWN, a
+    count (the task log has them all)."""
+    allowed = sum(1 for effect, *_ in decisions if effect == "allow")
+    denied = len(decisions) - allowed
+    counts = ", ".join(part for part in (f"{allowed} allowed" if allowed else "",
+                                         f"{denied} denied" if denied else "") if part)
+    lines = [f"🛡️ *{task.short_id}* taskpin's approval policy answered {len(decisions)} "
+             f"request{'s' if len(decisions) != 1 else ''} without asking ({counts}):"]
+    for effect, tool, detail, rule, source in decisions[:POLICY_LINES_SHOWN]:
+        what = safe_text(one_line(tool or "a tool"), 60) + (f" {inline_code(detail, 150)}" if detail else "")
+        verb = "allowed" if effect == "allow" else "denied"
+        where = f" ({escape_mrkdwn(one_line(source))})" if source else ""
+        lines.append(f"• {'✅' if effect == 'allow' else '🚫'} {what}: {verb} by {inline_code(rule, 150)}{where}")
+    hidden = len(decisions) - POLICY_LINES_SHOWN
+    if hidden > 0:
+        lines.append(f"• +{hidden} more (in the task log)")
+    return {"text": f"{task.short_id}: the approval policy answered {len(decisions)} requests ({counts})",
+            "blocks": [context(truncate("\n".join(lines), 3000), block_id=f"policy:{task.id}")]}   # quiet: small

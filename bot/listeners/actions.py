@@ -13,6 +13,7 @@ from ..ids import ActionId, action_pattern, decode_option_value, parse_id, task_
 from ..services import Services, services_of
 from .commands import open_create_modal
 from .feedback import tell, tell_error
+from .policy import on_answer_always
 
 log = logging.getLogger(__name__)
 NOT_OURS = "That button is not one taskpin made."
@@ -29,6 +30,7 @@ def register(app: AsyncApp) -> None:
     app.action(action_pattern(ActionId.ANSWER_OPTION))(on_answer_option)
     app.action(action_pattern(ActionId.ANSWER_SELECT))(on_answer_option)
     app.action(action_pattern(ActionId.ANSWER_SUBMIT))(on_answer_submit)
+    app.action(action_pattern(ActionId.ANSWER_ALWAYS))(on_answer_always)
     app.action(action_pattern(ActionId.ANSWER_CHECKBOXES))(ack_only)
     app.action(action_pattern(ActionId.OPEN_THREAD))(ack_only)
     app.action(action_pattern(ActionId.HOME_PAGE))(on_home_page)

@@ -15,6 +15,7 @@ from ..quick_text import QuickTextError, choice_problem, parse
 from ..services import Services, services_of
 from ..slack_errors import describe
 from .feedback import tell, tell_error
+from .policy import is_policy_command, policy_command
 
 log = logging.getLogger(__name__)
 HELP = (
@@ -24,6 +25,7 @@ HELP = (
     "e.g. `/task repo=api agent=codex branch=release-2 Fix the flaky login test` (each option is optional)\n"
     "• `/task` opens a form to pick the repository, the agent and the base branch\n"
     "• `/task list` shows your tasks\n"
+    "• `/task policy` lists the approval-policy rules; `/task policy remove N` removes one added in Slack\n"
     "• `/task help` shows this\n"
     "Then press *Dispatch* on the card. The agent's questions come to you in the task's thread: "
     "answer with the buttons or a reply there."
@@ -48,6 +50,8 @@ async def handle_task_command(ack, command, respond, context, client) -> None:
         await open_create_modal(svc, client, command["trigger_id"], user, respond=respond)
     elif word == "list":
         await respond(text=await list_text(svc, user), response_type="ephemeral")
+    elif is_policy_command(text):
+        await policy_command(svc, user, text, respond)
     else:
         await quick_create(svc, user, text, respond)
 
