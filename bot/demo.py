@@ -1,7 +1,8 @@
 """`taskpin demo`: the whole flow offline, printed as text.
 
 A local Slack emulator, a throwaway git repository, the demo agent and the real bot: a
-user creates a task, dispatches it, the agent asks a question in the task thread, a
+user creates a task, dispatches it, the repository's approval policy allows the agent's
+`ls docs` without asking, the agent asks a question in the task thread, a
 stranger's reply is refused, the owner answers, the work lands in review, and is approved.
 """
 from __future__ import annotations
@@ -92,8 +93,10 @@ def _plain(line: str) -> str:
     """Slack mrkdwn to terminal text: entities decoded, mentions readable."""
     for user, name in NAMES.items():
         line = line.replace(f"<@{user}>", f"@{name}")
-    line = re.sub(r"<(?:https?|slack)://[^|>]+\|([^>]+)>", r"\1", line).replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return line
+    line = re.sub(r"<(?:https?|slack)://[^|>]+\|([^>]+)>", r"\1", line)
+    # bold markers go; a * inside `code` (a policy rule's glob) stays
+    line = "`".join(part if i % 2 else part.replace("*", "") for i, part in enumerate(line.split("`")))
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def demo_repo(root: Path) -> Path:
@@ -116,7 +119,8 @@ def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
     """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
     return SlackSettings(_env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
                          SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
-                         TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
+                         TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3,
+                         TASKPIN_OUTPUT_SUMMARY_INTERVAL_S=0.3)
 
 
 async def run_demo(fast: bool = False) -> int:
@@ -127,7 +131,8 @@ async def run_demo(fast: bool = False) -> int:
             settings = Settings(
                 _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main"}},
+                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main",
+                                "policy": ["allow Read", "allow Bash(ls *)", "deny Bash(rm -rf *)"]}},
                 agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},
                 default_repo="demo", default_agent="demo-agent")
             runtime = await Runtime.start(settings, emulator_slack_settings(emu))
@@ -156,7 +161,9 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
     await n.step("alice clicks Dispatch on the card")
     await emu.click_button(OWNER, BOARD, n.board()["ts"], make_action_id(ActionId.DISPATCH, task.id), str(task.id))
     await _until_state(core, task.id, TaskState.BLOCKED)
-    await emu.wait_for(lambda: len(n.thread()[1]) >= 2, timeout=10)
+    # The agent's `ls docs` was allowed by the repository's policy: only the digest says so.
+    await emu.wait_for(lambda: any("approval policy" in emu.text_of(m) for m in n.thread()[1]), timeout=10)
+    await emu.wait_for(lambda: len(n.thread()[1]) >= 3, timeout=10)
     seen_thread = n.show_thread()
     await emu.wait_for(lambda: "Blocked (1)" in n.board_text(), timeout=5)
     n.show_board()

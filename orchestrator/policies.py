@@ -13,7 +13,17 @@ from .events import EventBus, PolicyDecided, TaskNotice
 from .harness.base import AgentSession, InterventionRequest
 from .logs import TaskLogs
 from .models import Answer, InterventionKind, InterventionView, PolicyRuleView, TaskView
-from .policy import Decision, Effect, Rule, decide, exact_target, option_for, parse_rule, parse_rules, parse_target
+from .policy import (
+    Decision,
+    Effect,
+    Rule,
+    decide,
+    exact_target,
+    option_for,
+    parse_rule,
+    parse_rules,
+    parse_target,
+)
 from .store import Store
 from .store import policy_rules as stored
 

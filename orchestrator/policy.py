@@ -73,7 +73,7 @@ KNOWN_TOOLS: frozenset[str] = frozenset({
 })
 SHELL_FAMILY = "bash"
 _FAMILY_OF = {name.casefold(): family for family, names in TOOL_FAMILIES.items() for name in names}
-_RULE = re.compile(r"^\s*(allow|ask|deny)\s+(.+?)\s*$", re.I | re.S)
+_RULE = re.compile(r"^\s*(allow|ask|deny)\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 _TOOL = re.compile(r"^[A-Za-z0-9_.:/*?\[\]-]+$")
 
 
@@ -293,7 +293,7 @@ def option_for(effect: Effect, options: Sequence[Option]) -> str | None:
     keeps the rule); None when the agent offered no such option."""
     wanted = ("allow",) if effect is Effect.ALLOW else ("deny", "reject")
     fitting = [o for o in options if (o.kind or "").lower().startswith(wanted)]
-    once = [o for o in fitting if not re.search(r"always|session", f"{o.id} {o.label}", re.I)]
+    once = [o for o in fitting if not re.search(r"always|session", f"{o.id} {o.label}", re.IGNORECASE)]
     chosen = (once or fitting)[:1]
     return chosen[0].id if chosen else None
 

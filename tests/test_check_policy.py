@@ -19,7 +19,7 @@ kind = "command"
 command = ["{sys.executable}", "-c", "print(1)"]
 policy = {agent_policy}
 ''')
-    return subprocess.run([sys.executable, "-m", "bot.cli", "check", "--core-only", "--offline"], cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "bot.cli", "check", "--core-only", "--offline"], check=False, cwd=tmp_path,
                           env=clean_env(), capture_output=True, text=True, timeout=60)
 
 

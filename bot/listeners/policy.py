@@ -9,7 +9,7 @@ from ..ids import parse_id
 from ..services import Services, services_of
 from .feedback import tell, tell_error, tell_mrkdwn
 
-COMMAND = re.compile(r"^policy(?:\s+(list|remove)(?:\s+#?(\S+))?)?\s*$", re.I)
+COMMAND = re.compile(r"^policy(?:\s+(list|remove)(?:\s+#?(\S+))?)?\s*$", re.IGNORECASE)
 LIST_MAX = 3500
 EMPTY = ("No approval-policy rules yet: every permission request asks a human. Add `policy = [\"allow Read\", "
          "\"deny Bash(rm -rf *)\"]` to a repository or an agent in taskpin.toml, or press *Always allow this* "

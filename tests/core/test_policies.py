@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from orchestrator import ActionRefused, InterventionStatus, NotAllowed, PolicyDecided, TaskState
+from orchestrator import (
+    ActionRefused,
+    InterventionStatus,
+    NotAllowed,
+    PolicyDecided,
+    TaskState,
+)
 from orchestrator.errors import InvalidInput
 
 from .helpers import Recorder, make_settings, scripted, started, wait_state, wait_until

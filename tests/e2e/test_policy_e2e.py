@@ -12,7 +12,15 @@ from tests.core.helpers import Recorder, scripted, wait_state
 
 from .conftest import APPROVER, BOARD, OWNER
 from .scenario import click_card, thread_of, wait_thread
-from .ui import buttons, ephemeral, every_ack_is_fast, fast, in_thread, lines_of_type, slash_task  # noqa: F401
+from .ui import (  # noqa: F401
+    buttons,
+    ephemeral,
+    every_ack_is_fast,
+    fast,
+    in_thread,
+    lines_of_type,
+    slash_task,
+)
 
 S = TaskState
 POLICY = ["allow Read", "allow Bash(pytest *)", "deny Bash(rm -rf *)"]
@@ -102,7 +110,13 @@ async def test_always_allow_by_the_owner_covers_only_the_task_and_a_stranger_can
 async def test_claude_code_runs_an_allowed_command_and_hears_a_denial_without_a_human(emu, taskpin, tmp_path,
                                                                                     git_repo):
     pytest.importorskip("claude_agent_sdk")
-    from tests.fakes.anthropic_api import FakeAnthropic, bash, block_text, text, tool_results
+    from tests.fakes.anthropic_api import (
+        FakeAnthropic,
+        bash,
+        block_text,
+        text,
+        tool_results,
+    )
     from tests.harness_helpers import claude_code_options
 
     async with FakeAnthropic(default_text="All done.") as api:
