@@ -7,6 +7,7 @@ from .events import (
     AgentOutput,
     AnswerNotDelivered,
     AttemptFailed,
+    DependencyFailed,
     Event,
     EventBus,
     InterventionReminder,
@@ -41,5 +42,5 @@ __all__ = [
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database", "PolicyDecided", "PolicyRuleView",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database", "PolicyDecided", "PolicyRuleView", "DependencyFailed",
 ]

@@ -104,6 +104,15 @@ class PolicyDecided:
 
 
 @dataclass(frozen=True)
+class DependencyFailed:
+    """A task that `task` waits for failed (or was rejected or cancelled): `task` keeps waiting
+    until someone dispatches it anyway or cancels it (or the dependency is retried and completes)."""
+
+    task: TaskView
+    dependency: TaskView
+
+
+@dataclass(frozen=True)
 class AgentOutput:
     task_id: int
     text: str
@@ -121,7 +130,7 @@ class UsageReported:
 Event = (
     TaskCreated | TaskStateChanged | TaskUpdated | InterventionRequested | InterventionResolved
     | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported | TaskNotice
-    | PolicyDecided
+    | PolicyDecided | DependencyFailed
 )
 DROPPABLE = (AgentOutput, UsageReported)
 

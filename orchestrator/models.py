@@ -64,6 +64,7 @@ class TaskView:
     cost_usd: float = 0.0
     pending_interventions: int = 0
     worktree: str | None = None          # the task's worktree folder once dispatched
+    depends_on: tuple[int, ...] = ()     # the tasks it waits for (state waiting until they complete)
 
     @property
     def short_id(self) -> str:

@@ -1,4 +1,5 @@
-"""policy_rules: approval-policy rules added in Slack ("Always allow this"), kept after removal
+"""policy_rules: approval-policy rules added in Slack ("Always allow this"), kept after removal;
+tasks.depends_on: the ids of the tasks a task waits for (state `waiting` needs no schema change)
 
 Revision ID: 0006
 Revises: 0004 (to be chained after 0005 when the coordination migration lands)
@@ -29,8 +30,11 @@ def upgrade() -> None:
         sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index('ix_policy_rules_repo', 'policy_rules', ['repo'])
+    # Plain ALTER TABLE (a batch copy of `tasks` would cascade-delete its rows' history on SQLite).
+    op.add_column('tasks', sa.Column('depends_on', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('tasks', 'depends_on')
     op.drop_index('ix_policy_rules_repo', table_name='policy_rules')
     op.drop_table('policy_rules')
