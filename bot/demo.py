@@ -110,17 +110,18 @@ def demo_repo(root: Path) -> Path:
     return path
 
 
-def demo_agent(pause: float) -> dict:
-    """The demo agent's configuration: asks one question, writes CONTRIBUTING.md."""
-    return {"kind": "command", "command": [sys.executable, str(Path(__file__).with_name("demo_agent.py")), str(pause)]}
+def demo_agent(pause: float, *, list_docs: bool = False) -> dict:
+    """The demo agent's configuration: asks one question, writes CONTRIBUTING.md; with
+    `list_docs`, first asks to run `ls docs` (which the demo's policy allows)."""
+    argv = [sys.executable, str(Path(__file__).with_name("demo_agent.py")), str(pause)]
+    return {"kind": "command", "command": argv + (["list-docs"] if list_docs else [])}
 
 
 def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
     """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
     return SlackSettings(_env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
                          SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
-                         TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3,
-                         TASKPIN_OUTPUT_SUMMARY_INTERVAL_S=0.3)
+                         TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
 
 
 async def run_demo(fast: bool = False) -> int:
@@ -133,9 +134,10 @@ async def run_demo(fast: bool = False) -> int:
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",
                 repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main",
                                 "policy": ["allow Read", "allow Bash(ls *)", "deny Bash(rm -rf *)"]}},
-                agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},
+                agents={"demo-agent": demo_agent(0.1 if fast else 0.8, list_docs=True)},
                 default_repo="demo", default_agent="demo-agent")
-            runtime = await Runtime.start(settings, emulator_slack_settings(emu))
+            slack = emulator_slack_settings(emu).model_copy(update={"output_summary_interval_s": 0.3})
+            runtime = await Runtime.start(settings, slack)
             try:
                 await emu.wait_socket()
                 await _story(Narrator(emu, pause), emu, runtime)

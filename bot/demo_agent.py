@@ -14,10 +14,10 @@ def main() -> None:
     pause = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
     emit(type="output", text=f"Reading the task: {prompt}")
     emit(type="activity", tool="Read", detail="README.md")
-    # taskpin's approval policy allows this one by rule: no question in Slack.
-    emit(type="intervention", id="ls", kind="permission", prompt="May I list the docs?", tool="Bash",
-         detail="ls docs")
-    json.loads(sys.stdin.readline())
+    if "list-docs" in sys.argv[2:]:   # the demo's policy allows this one by rule: no question in Slack
+        emit(type="intervention", id="ls", kind="permission", prompt="May I list the docs?", tool="Bash",
+             detail="ls docs")
+        json.loads(sys.stdin.readline())
     time.sleep(pause)
     emit(type="intervention", id="tone", kind="question", prompt="Which tone should CONTRIBUTING.md take?",
          options=[{"id": "friendly", "label": "Friendly"}, {"id": "formal", "label": "Formal"}])

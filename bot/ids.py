@@ -27,6 +27,7 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 class ActionId(StrEnum):
     # Task card buttons: value = task id.
     DISPATCH = "task_dispatch"
+    DISPATCH_ANYWAY = "task_dispatch_anyway"     # a waiting task: start it without its dependencies
     CANCEL = "task_cancel"
     RETRY = "task_retry"
     APPROVE = "task_approve"
@@ -59,6 +60,7 @@ class InputId(StrEnum):
     REPO = "repo"
     AGENT = "agent"
     BASE_BRANCH = "base_branch"
+    DEPENDS_ON = "depends_on"
     FEEDBACK = "feedback"
 
 

@@ -19,7 +19,7 @@ from .services import Services
 from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
-from .policy_notes import PolicyNotes
+from .workflow_notes import WorkflowNotes
 from .threads import TaskThreads, thread_url
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def socket_mode_logger() -> logging.Logger:
 class Runtime:
     def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster, health: SlackHealth):
         self.core, self.svc, self.poster, self.health = core, svc, poster, health
-        # the approval policy's decisions, summarised in each thread at the output summaries' pace
-        self.policy_notes = PolicyNotes(core, svc.threads, interval_s=svc.settings.output_summary_interval_s)
+        # approval-policy digests (at the output summaries' pace) and failed dependencies, in threads
+        self.workflow_notes = WorkflowNotes(core, svc.threads, interval_s=svc.settings.output_summary_interval_s)
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
         secret = svc.settings.signing_secret
         self.gate = Gate(core, secret.get_secret_value() if secret else None)
@@ -80,7 +80,7 @@ class Runtime:
             await health.probe(client)
             await poster.start()    # what a previous run left unsent goes first
             await threads.start()
-            await runtime.policy_notes.start()
+            await runtime.workflow_notes.start()
             await board.start()
             await core.start()      # recovery runs here; its events reach the board and threads
             await runtime._serve()
@@ -149,7 +149,7 @@ class Runtime:
             steps.append(("the Socket Mode connection", self.socket.close_async))
         if self.web_runner:
             steps.append(("the HTTP server", self.web_runner.cleanup))
-        steps += [("the board", self.svc.board.close), ("the policy digest", self.policy_notes.close),
+        steps += [("the board", self.svc.board.close), ("the workflow notes", self.workflow_notes.close),
                   ("the task threads", self.svc.threads.close),
                   ("the poster", self.poster.close), ("the core", self.core.close)]
         for what, step in steps:

@@ -154,7 +154,7 @@ class TaskThreads:
 
     async def _on_state_changed(self, event: TaskStateChanged) -> None:
         task, before, after = event.task, event.from_state, event.to_state
-        if before is S.BACKLOG and after is S.QUEUED:
+        if before is S.BACKLOG and after in (S.QUEUED, S.WAITING):
             async with self._writing:
                 await self._thread(task, actor=event.actor)
         elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed

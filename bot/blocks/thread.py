@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from orchestrator.models import TaskView
 from orchestrator.states import TaskState
 
-from .card import STATE_LABEL, diff_line
-from .kit import Block, context, section
+from .card import STATE_LABEL, diff_line, waits_for_text
+from ..ids import ActionId, make_action_id
+from .kit import Block, actions, button, confirm_dialog, context, section
 from .limits import FALLBACK_TEXT_MAX, SECTION_TEXT_MAX
 from .text import (
     code_block,
@@ -38,6 +39,8 @@ def dispatch_message(task: TaskView, actor: str) -> dict:
     )
     if task.queued:
         text += f"\n⏳ Queued #{task.queue_position}: it starts when a session slot frees up."
+    elif task.state == TaskState.WAITING:
+        text += f"\n⏸️ It {waits_for_text(task)} and starts by itself when the last of them completes."
     return _message(text, f"{task.short_id} dispatched to {task.agent}", block_id=f"dispatch:{task.id}")
 
 
@@ -173,3 +176,21 @@ def policy_summary_message(task: TaskView, decisions: Sequence[tuple[str, str | 
         lines.append(f"• +{hidden} more (in the task log)")
     return {"text": f"{task.short_id}: the approval policy answered {len(decisions)} requests ({counts})",
             "blocks": [context(truncate("\n".join(lines), 3000), block_id=f"policy:{task.id}")]}   # quiet: small
+
+
+def dependency_failed_message(task: TaskView, dependency: TaskView) -> dict:
+    """A dependency failed: the task keeps waiting until someone decides, with the buttons to."""
+    reason = safe_text(one_line(dependency.failure_reason or "no reason recorded"), 300)
+    text = (f"⚠️ *{dependency.short_id}* {_title(dependency)}, which *{task.short_id}* waits for, failed: {reason}.\n"
+            f"{task.short_id} keeps waiting: it starts by itself if {dependency.short_id} is retried and completes. "
+            "Dispatch it anyway, or cancel it.")
+    controls = actions([button("Dispatch anyway", action_id=make_action_id(ActionId.DISPATCH_ANYWAY, task.id),
+                               value=str(task.id), style="primary"),
+                        button("Cancel", action_id=make_action_id(ActionId.CANCEL, task.id), value=str(task.id),
+                               style="danger", confirm=confirm_dialog(
+                                   f"Cancel {task.short_id}?", "It moves to Failed; it can be retried later.",
+                                   confirm="Cancel it"))], block_id=f"dependency_actions:{task.id}:{dependency.id}")
+    message = _message(text, f"{task.short_id}: {dependency.short_id}, which it waits for, failed",
+                       block_id=f"dependency:{task.id}:{dependency.id}")
+    message["blocks"].append(controls)
+    return message

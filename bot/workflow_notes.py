@@ -1,22 +1,23 @@
-"""Approval-policy decisions, summarised quietly in the task's thread: the core reports each
-request a rule answered (PolicyDecided); this collects them and writes one message per task
-once `interval_s` has passed since the first of a burst, never one per decision. Each decision
-is in the store and the task log already; this is the human-readable digest."""
+"""Workflow notes in task threads. Approval-policy decisions, summarised quietly: the core
+reports each request a rule answered (PolicyDecided); this collects them and writes one message
+per task once `interval_s` has passed since the first of a burst, never one per decision (each
+decision is in the store and the task log already; this is the human-readable digest). And a
+failed dependency (DependencyFailed), at once, with Dispatch anyway and Cancel under it."""
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import defaultdict
 
-from orchestrator import Orchestrator, PolicyDecided, TaskView
+from orchestrator import DependencyFailed, Orchestrator, PolicyDecided, TaskView
 
-from .blocks.thread import policy_summary_message
+from .blocks.thread import dependency_failed_message, policy_summary_message
 from .threads import TaskThreads
 
 log = logging.getLogger(__name__)
 
 
-class PolicyNotes:
+class WorkflowNotes:
     def __init__(self, core: Orchestrator, threads: TaskThreads, *, interval_s: float = 10.0):
         self.core, self.threads, self.interval_s = core, threads, interval_s
         self._waiting: dict[int, list[PolicyDecided]] = defaultdict(list)
@@ -24,7 +25,7 @@ class PolicyNotes:
         self._sub = None
 
     async def start(self) -> None:
-        self._sub = self.core.bus.subscribe(self._on_event, name="policy-notes")
+        self._sub = self.core.bus.subscribe(self._on_event, name="workflow-notes")
 
     async def close(self) -> None:
         """Write what is still waiting (into the outbox, which keeps it), then stop."""
@@ -36,6 +37,10 @@ class PolicyNotes:
             await self._flush(task_id)
 
     async def _on_event(self, event) -> None:
+        if isinstance(event, DependencyFailed):
+            await self.threads.note(event.task, dependency_failed_message(event.task, event.dependency),
+                                    "dependency")
+            return
         if not isinstance(event, PolicyDecided):
             return
         self._waiting[event.task.id].append(event)
