@@ -30,7 +30,8 @@ def _validation_problems(exc: ValidationError, prefix: str = "TASKPIN_") -> list
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         where = loc if "." in loc else f"{prefix}{loc.upper()}"
-        problems.append(Problem(where, err["msg"], "fix the value in the environment, .env or taskpin.toml"))
+        problems.append(Problem(where, err["msg"].removeprefix("Value error, "),
+                                "fix the value in the environment, .env or taskpin.toml"))
     return problems
 
 
@@ -94,6 +95,11 @@ def one_line(exc: BaseException) -> str:
 
 
 def print_problems(problems: list[Problem]) -> None:
+    for warning in (p for p in problems if p.warning):
+        print(f"  - {warning}", file=sys.stderr)
+    problems = [p for p in problems if not p.warning]
+    if not problems:
+        return
     print(f"taskpin: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
@@ -121,10 +127,10 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
 
 def cmd_check(args) -> int:
     problems = asyncio.run(_check(include_slack=not args.core_only, online=not args.offline))
-    if problems:
-        print_problems(problems)
+    print_problems(problems)
+    if any(not p.warning for p in problems):
         return 1
-    print("taskpin: configuration OK")
+    print("taskpin: configuration OK" + (" (see the warnings above)" if problems else ""))
     return 0
 
 
@@ -151,8 +157,8 @@ def cmd_db(args) -> int:
 
 def cmd_run(args) -> int:
     problems = asyncio.run(_check(for_run=True))
-    if problems:
-        print_problems(problems)
+    print_problems(problems)
+    if any(not p.warning for p in problems):
         print("taskpin: not starting. Run `taskpin check` after fixing these.", file=sys.stderr)
         return 1
     core, slack, _ = load_settings()

@@ -27,6 +27,7 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 class ActionId(StrEnum):
     # Task card buttons: value = task id.
     DISPATCH = "task_dispatch"
+    DISPATCH_ANYWAY = "task_dispatch_anyway"     # a waiting task: start it without its dependencies
     CANCEL = "task_cancel"
     RETRY = "task_retry"
     APPROVE = "task_approve"
@@ -37,6 +38,7 @@ class ActionId(StrEnum):
     ANSWER_SELECT = "intervention_select"          # static_select when there are too many options
     ANSWER_CHECKBOXES = "intervention_checkboxes"  # multi-select toggles: ack only, read on submit
     ANSWER_SUBMIT = "intervention_submit"          # value = intervention id; read state.values
+    ANSWER_ALWAYS = "intervention_always"          # value = intervention id: allow, and add a policy rule
     # Home tab.
     HOME_PAGE = "home_page"                        # value = page number to show
     OPEN_CREATE_MODAL = "home_create_task"
@@ -58,6 +60,7 @@ class InputId(StrEnum):
     REPO = "repo"
     AGENT = "agent"
     BASE_BRANCH = "base_branch"
+    DEPENDS_ON = "depends_on"
     FEEDBACK = "feedback"
 
 

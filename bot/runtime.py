@@ -21,6 +21,7 @@ from .services import Services
 from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
+from .workflow_notes import WorkflowNotes
 from .threads import TaskThreads, thread_url
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def socket_mode_logger() -> logging.Logger:
 class Runtime:
     def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster, health: SlackHealth):
         self.core, self.svc, self.poster, self.health = core, svc, poster, health
+        # approval-policy digests (at the output summaries' pace) and failed dependencies, in threads
+        self.workflow_notes = WorkflowNotes(core, svc.threads, interval_s=svc.settings.output_summary_interval_s)
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
         secret = svc.settings.signing_secret
         self.gate = Gate(core, secret.get_secret_value() if secret else None)
@@ -83,6 +86,7 @@ class Runtime:
             await poster.start()    # what a previous run left unsent goes first
             await threads.start()
             await notifier.start()
+            await runtime.workflow_notes.start()
             await board.start()
             await core.start()      # recovery runs here; its events reach the board and threads
             await runtime._serve()
@@ -153,7 +157,8 @@ class Runtime:
             steps.append(("the HTTP server", self.web_runner.cleanup))
         if self.notifier:
             steps.append(("the owner notifications", self.notifier.close))
-        steps += [("the board", self.svc.board.close), ("the task threads", self.svc.threads.close),
+        steps += [("the board", self.svc.board.close), ("the workflow notes", self.workflow_notes.close),
+                  ("the task threads", self.svc.threads.close),
                   ("the poster", self.poster.close), ("the core", self.core.close)]
         for what, step in steps:
             try:

@@ -162,7 +162,7 @@ class TaskThreads:
 
     async def _on_state_changed(self, event: TaskStateChanged) -> None:
         task, before, after = event.task, event.from_state, event.to_state
-        if before is S.BACKLOG and after is S.QUEUED:
+        if before is S.BACKLOG and after in (S.QUEUED, S.WAITING):
             async with self._writing:
                 await self._thread(task, actor=event.actor)
         elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed
@@ -197,6 +197,10 @@ class TaskThreads:
             await self.poster.post(self.channel, _thread_of(task.id), payload, kind="thread_root",
                                    priority=Priority.THREAD_START, key=key)
         return {}, key
+
+    async def note(self, task: TaskView, payload: dict, kind: str) -> None:
+        """A message from elsewhere in the bot (the approval policy's digest) into the thread."""
+        await self._reply(task, payload, kind, Priority.MILESTONE)
 
     async def _reply(self, task: TaskView, payload: dict, kind: str, priority: Priority, *,
                      key: str | None = None, coalesce: bool = False, locked: bool = False):

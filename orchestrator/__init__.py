@@ -7,11 +7,13 @@ from .events import (
     AgentOutput,
     AnswerNotDelivered,
     AttemptFailed,
+    DependencyFailed,
     Event,
     EventBus,
     InterventionReminder,
     InterventionRequested,
     InterventionResolved,
+    PolicyDecided,
     TaskCreated,
     TaskNotice,
     TaskStateChanged,
@@ -25,6 +27,7 @@ from .models import (
     InterventionStatus,
     InterventionView,
     Option,
+    PolicyRuleView,
     TaskView,
     TransitionRecord,
 )
@@ -39,5 +42,5 @@ __all__ = [
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",
     "TaskStateChanged", "TaskUpdated", "TaskView", "TaskpinError", "TransitionRecord", "UsageReported",
-    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database",
+    "Outbox", "OutboxItem", "OutboxStatus", "migrate_database", "PolicyDecided", "PolicyRuleView", "DependencyFailed",
 ]

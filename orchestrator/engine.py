@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from datetime import timedelta
 
@@ -14,11 +14,14 @@ from .approval import ACTION_VERB, approved_reason, on_approve_of
 from .clock import Clock
 from .config import OnApprove, Settings
 from .crashpoints import crash_point
+from .dependencies import Dependencies
 from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound
 from .events import TaskCreated, TaskUpdated
 from .harness.base import Harness
-from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
+from .models import (Answer, InterventionKind, InterventionStatus, InterventionView, PolicyRuleView, TaskView,
+                     TransitionRecord)
 from .outbox import Outbox
+from .policies import PolicyListing
 from .pull_requests import PullRequests
 from .recovery import recover
 from .runner import Outcome, TaskRunner
@@ -56,6 +59,7 @@ class Orchestrator:
         self.ports = self.world.ports            # a distinct port range per live task
         self.pull_requests = PullRequests(self.world)
         self.usage_writer = self.world.usage_writer
+        self.dependencies = Dependencies(self.world, self.kick)   # tasks that wait for others
         self._runners: dict[int, TaskRunner] = {}
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()
@@ -73,6 +77,8 @@ class Orchestrator:
     async def start(self) -> None:
         await recover(self.world)
         self.pull_requests.start()
+        self.dependencies.start()
+        await self.dependencies.sweep()
         self.logs.prune()
         await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
@@ -207,7 +213,8 @@ class Orchestrator:
     # ---- commands ------------------------------------------------------------------------
 
     async def create_task(self, *, prompt: str, owner: str, title: str | None = None, repo: str | None = None,
-                          agent: str | None = None, base_branch: str | None = None) -> TaskView:
+                          agent: str | None = None, base_branch: str | None = None,
+                          depends_on: Sequence[int] | None = None) -> TaskView:
         self._require_use(owner)
         prompt = (prompt or "").strip()
         if not prompt:
@@ -228,8 +235,9 @@ class Orchestrator:
         base = (base_branch or "").strip() or repo_cfg.base_branch
         if not _BRANCH_OK.match(base) or ".." in base or base.startswith(("-", "/")) or base.endswith((".lock", "/")):
             raise InvalidInput(f"{base!r} is not a valid branch name", field="base_branch")
+        waits = await self.dependencies.validate(depends_on)
         task = await self.store.create_task(title=title, prompt=prompt, owner=owner, repo=repo_name,
-                                            agent=agent_name, base_branch=base,
+                                            agent=agent_name, base_branch=base, depends_on=waits,
                                             branch_for=lambda task_id: branch_name(task_id, title))
         self.bus.publish(TaskCreated(task))
         return task
@@ -242,11 +250,16 @@ class Orchestrator:
             return f"choose a {what}: {', '.join(known)} (or set a default in the configuration)"
         return f"there is no {what} named {given!r}; known: {', '.join(known)}"
 
-    async def dispatch(self, task_id: int, *, actor: str) -> TaskView:
+    async def dispatch(self, task_id: int, *, actor: str, anyway: bool = False) -> TaskView:
         """backlog -> queued; a free session slot then starts it. Two concurrent dispatches of
-        one task queue it once."""
+        one task queue it once. A task whose dependencies have not all completed goes to
+        waiting instead; `anyway` queues a waiting task now (orchestrator/dependencies.py)."""
         self._require_use(actor)
         task = await self.store.get_task(task_id)
+        if (task.state is S.BACKLOG and task.depends_on) or (task.state is S.WAITING and anyway):
+            await self.dependencies.dispatch(task, actor=actor)
+            await self.kick()
+            return await self.store.get_task(task_id)
         if task.state is not S.BACKLOG:
             raise await self._refusal(task, S.QUEUED,
                                       "it is already running" if task.state in (S.QUEUED, *LIVE_STATES)
@@ -257,11 +270,11 @@ class Orchestrator:
         return await self.store.get_task(task_id)
 
     async def cancel(self, task_id: int, *, actor: str) -> TaskView:
-        """backlog or queued -> failed at once; a running task's agent is stopped first."""
+        """backlog, waiting or queued -> failed at once; a running task's agent is stopped first."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "cancel")
         reason = f"cancelled by {actor}"
-        while task.state in (S.BACKLOG, S.QUEUED):
+        while task.state in (S.BACKLOG, S.WAITING, S.QUEUED):
             try:
                 return await self.world.transition(task, S.FAILED, actor=actor, reason=reason,
                                                    failure_reason="cancelled")
@@ -375,6 +388,25 @@ class Orchestrator:
             raise await self._why_unanswerable(intervention_id, actor)
         self._require_decide(runner.task, actor, "answer for")
         return await runner.answer(question, self._normalize_answer(question, answer), actor)
+
+    async def always_allow(self, intervention_id: int, *, actor: str) -> tuple[InterventionView, PolicyRuleView]:
+        """Allow a permission request and add a rule allowing exactly it from now on: for the
+        repository when `actor` is an approver, else for the task (orchestrator/policies.py)."""
+        runner = self._runner_asking(intervention_id)
+        question = runner.question(intervention_id) if runner else None
+        if runner is None or question is None:
+            raise await self._why_unanswerable(intervention_id, actor)
+        self._require_decide(runner.task, actor, "answer for")
+        return await self.world.policies.always_allow(runner, question, actor,
+                                                      approver=actor in self.settings.approvers)
+
+    async def policy_rules(self) -> PolicyListing:
+        """taskpin.toml's rules by repository and agent, and the rules added in Slack."""
+        return await self.world.policies.listing()
+
+    async def remove_policy_rule(self, rule_id: int, *, actor: str) -> PolicyRuleView:
+        """Remove a rule added in Slack: an approver, or the owner of the task an owner's rule is for."""
+        return await self.world.policies.remove(rule_id, actor)
 
     def _runner_asking(self, intervention_id: int) -> TaskRunner | None:
         return next((r for r in self._runners.values() if r.question(intervention_id) is not None), None)

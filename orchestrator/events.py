@@ -91,6 +91,28 @@ class TaskNotice:
 
 
 @dataclass(frozen=True)
+class PolicyDecided:
+    """A permission request answered by an approval-policy rule, without a human. Surfaces
+    summarise these in batches (never one message each); `reason` says which rule decided."""
+
+    task: TaskView
+    intervention: InterventionView   # the stored request, answered by "policy"
+    effect: str                      # allow | deny
+    reason: str                      # denied by taskpin policy rule `Bash(rm -rf *)` (repos.api)
+    rule: str = ""                   # the rule that decided, without its effect: Bash(rm -rf *)
+    source: str = ""                 # where it is written: repos.api, agents.claude, rule 3, ...
+
+
+@dataclass(frozen=True)
+class DependencyFailed:
+    """A task that `task` waits for failed (or was rejected or cancelled): `task` keeps waiting
+    until someone dispatches it anyway or cancels it (or the dependency is retried and completes)."""
+
+    task: TaskView
+    dependency: TaskView
+
+
+@dataclass(frozen=True)
 class AgentOutput:
     task_id: int
     text: str
@@ -108,6 +130,7 @@ class UsageReported:
 Event = (
     TaskCreated | TaskStateChanged | TaskUpdated | InterventionRequested | InterventionResolved
     | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported | TaskNotice
+    | PolicyDecided | DependencyFailed
 )
 DROPPABLE = (AgentOutput, UsageReported)
 

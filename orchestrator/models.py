@@ -65,6 +65,7 @@ class TaskView:
     cost_usd: float = 0.0
     pending_interventions: int = 0
     worktree: str | None = None          # the task's worktree folder once dispatched
+    depends_on: tuple[int, ...] = ()     # the tasks it waits for (state waiting until they complete)
 
     @property
     def short_id(self) -> str:
@@ -156,3 +157,24 @@ class AttemptView:
     output_tokens: int = 0
     cost_usd: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicyRuleView:
+    """An approval-policy rule added in Slack (rules from taskpin.toml are not stored)."""
+
+    id: int
+    repo: str
+    task_id: int | None       # None: for every task of the repository
+    effect: str               # allow | ask | deny
+    target: str               # Bash(pytest -q): the rule without its effect
+    by_approver: bool         # False: the task's owner's rule, which can only tighten
+    added_by: str
+    added_at: datetime
+    intervention_id: int | None = None
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.effect} {self.target}"

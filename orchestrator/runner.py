@@ -403,6 +403,9 @@ class TaskRunner:
 
     async def _on_intervention(self, request: InterventionRequest) -> None:
         world, store = self.world, self.world.store
+        session = self.session
+        if session and await world.policies.settle(self.task_id, request, session, attempt=self.attempt_number):
+            return   # allowed or denied by an approval-policy rule: no human needed
         iv = await store.add_intervention(
             task_id=self.task_id, attempt=self.attempt_number, request_id=request.request_id, kind=request.kind,
             prompt=request.prompt, options=request.options, tool=request.tool, detail=request.detail,

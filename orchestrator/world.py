@@ -18,6 +18,7 @@ from .store import Store
 from .workspaces import Workspaces
 from .ports import PortPool, port_pool
 from .usage import UsageWriter
+from .policies import Policies
 
 
 class World:
@@ -30,6 +31,7 @@ class World:
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self.ports: PortPool = port_pool(settings)   # a distinct port range per live task
         self.usage_writer = UsageWriter(store, self.bus)   # every run's usage, in one write per interval
+        self.policies = Policies(settings, store, self.logs, self.bus)   # approval-policy rules
         self._harnesses: dict[str, Harness] = {}
 
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,

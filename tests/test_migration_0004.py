@@ -40,7 +40,7 @@ async def test_0004_makes_waiting_dispatches_queued_in_fifo_order(db_url):
             await conn.execute(insert(TransitionRow.__table__), [
                 dict(task_id=i, from_state="backlog", to_state="in_progress", actor="U1", reason="dispatched", at=T0)
                 for i in (2, 3, 4)])
-        await migrate.upgrade(engine, "head")
+        await migrate.upgrade(engine, "0004")
         assert await migrate.current_revision(engine) == "0004"
     finally:
         await engine.dispose()

@@ -9,7 +9,7 @@ from datetime import datetime
 from orchestrator.models import InterventionKind, InterventionStatus, InterventionView, Option, TaskView
 
 from ..ids import ActionId, encode_option_value, make_action_id
-from .kit import Block, actions, button, context, option, section
+from .kit import Block, actions, button, confirm_dialog, context, option, section
 from .limits import (
     ACTIONS_MAX_ELEMENTS,
     BUTTON_VALUE_MAX,
@@ -130,6 +130,8 @@ def _controls(intervention: InterventionView, text_budget: int) -> tuple[list[Bl
         return _checkboxes(intervention, text_budget)
     if len(options) <= ACTIONS_MAX_ELEMENTS:
         elements = [_option_button(intervention.id, index, o) for index, o in enumerate(options)]
+        if _always_allowable(intervention) and len(elements) < ACTIONS_MAX_ELEMENTS:
+            elements.append(_always_button(intervention))
         return [actions(elements, block_id=f"intervention_options:{intervention.id}")], 0
     return _selects(intervention, text_budget)
 
@@ -150,6 +152,27 @@ def _option_button(intervention_id: int, index: int, choice: Option) -> dict:
         action_id=make_action_id(ActionId.ANSWER_OPTION, intervention_id, index),
         value=encode_option_value(intervention_id, choice.id, index, limit=BUTTON_VALUE_MAX),
         style=_style_for(choice.kind),
+    )
+
+
+def _always_allowable(intervention: InterventionView) -> bool:
+    """A permission for a named tool that the agent lets us allow: a rule can be written for it."""
+    return (intervention.kind == InterventionKind.PERMISSION and bool(intervention.tool)
+            and any(_style_for(o.kind) == "primary" for o in intervention.options))
+
+
+def _always_button(intervention: InterventionView) -> dict:
+    what = safe_text(one_line(f"{intervention.tool}" + (f" {intervention.detail}" if intervention.detail else "")),
+                     150)
+    return button(
+        "Always allow this",
+        action_id=make_action_id(ActionId.ANSWER_ALWAYS, intervention.id),
+        value=str(intervention.id),
+        confirm=confirm_dialog(
+            "Always allow this?",
+            f"{what}\nAllowed now, and from now on without asking: for this task, or for every task of "
+            "the repository when an approver clicks. /task policy lists and removes the rules.",
+            confirm="Always allow", deny="Cancel", style="primary"),
     )
 
 

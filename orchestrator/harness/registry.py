@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import AgentConfig
+from ..config import CORE_AGENT_KEYS, AgentConfig
 from ..suggest import unknown_name
 from .base import Harness
 from .errors import HarnessConfigError
@@ -66,7 +66,7 @@ def validate_agent_options(kind: str, options: Mapping[str, Any]) -> list[tuple[
     if kind not in OPTION_MODELS:
         what, fix = unknown_name("agent kind", kind, OPTION_MODELS)
         return [("kind", what, fix)]
-    return options_model(kind).problems({k: v for k, v in options.items() if k != "kind"})
+    return options_model(kind).problems({k: v for k, v in options.items() if k not in CORE_AGENT_KEYS})
 
 
 def build_harness(name: str, config: AgentConfig) -> Harness:

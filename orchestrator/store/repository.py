@@ -117,14 +117,14 @@ class Store:
     # ---- tasks ---------------------------------------------------------------------
 
     async def create_task(self, *, title: str, prompt: str, owner: str, repo: str, agent: str,
-                          base_branch: str, branch_for) -> TaskView:
+                          base_branch: str, branch_for, depends_on: Sequence[int] = ()) -> TaskView:
         """Insert a backlog task; `branch_for(task_id)` names its branch once the id is known."""
         async with self.session() as s, s.begin():
             now = utcnow()
             row = TaskRow(title=title, prompt=prompt, owner=owner, repo=repo, agent=agent,
                           base_branch=base_branch, branch="", state=TaskState.BACKLOG.value, version=1,
                           created_at=now, updated_at=now, state_changed_at=now, retryable=True,
-                          input_tokens=0, output_tokens=0, cost_usd=0.0)
+                          input_tokens=0, output_tokens=0, cost_usd=0.0, depends_on=list(depends_on) or None)
             s.add(row)
             await s.flush()
             row.branch = branch_for(row.id)
@@ -191,6 +191,7 @@ class Store:
             diff=DiffSummary.from_dict(row.diff), attempts=attempts,
             input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
             cost_usd=row.cost_usd or 0.0, pending_interventions=pending, worktree=row.worktree,
+            depends_on=tuple(row.depends_on or ()),
         )
 
     async def transition(self, task_id: int, from_state: TaskState, to_state: TaskState, *, actor: str,
@@ -309,14 +310,19 @@ class Store:
 
     async def add_intervention(self, *, task_id: int, attempt: int, request_id: str, kind: InterventionKind,
                                prompt: str, options: Sequence[Option], tool: str | None, detail: str | None,
-                               multi_select: bool) -> InterventionView:
+                               multi_select: bool, answered_by: str | None = None, answer_text: str | None = None,
+                               answer_options: Sequence[str] = ()) -> InterventionView:
+        """A pending question; with `answered_by`, one answered already (by a policy rule)."""
         async with self.session() as s, s.begin():
+            now = utcnow()
             row = InterventionRow(
                 task_id=task_id, attempt=attempt, request_id=request_id, kind=kind.value, prompt=prompt,
                 options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
                          for o in options],
                 tool=tool, detail=detail, multi_select=multi_select,
-                status=InterventionStatus.PENDING.value, answer_options=[], created_at=utcnow())
+                status=(InterventionStatus.ANSWERED if answered_by else InterventionStatus.PENDING).value,
+                answered_by=answered_by, answer_text=answer_text, answer_options=list(answer_options),
+                created_at=now, resolved_at=now if answered_by else None)
             s.add(row)
         return _intervention_view(row)
 

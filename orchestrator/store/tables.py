@@ -60,6 +60,8 @@ class TaskRow(Base):
     retryable: Mapped[bool] = mapped_column(Boolean, default=True)
     diff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     worktree: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The tasks this one waits for (ids), or None.
+    depends_on: Mapped[list | None] = mapped_column(JSON, nullable=True)
     # The next message for the agent when the task next starts (feedback after review).
     pending_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -170,3 +172,22 @@ class DeliveryRow(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PolicyRuleRow(Base):
+    """An approval-policy rule added in Slack ("Always allow this"), for one task or (task_id
+    None) for a whole repository. Removing one sets removed_at: the row stays, for the audit."""
+
+    __tablename__ = "policy_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repo: Mapped[str] = mapped_column(String(100), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True)
+    effect: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)            # Bash(pytest -q): the rule without its effect
+    by_approver: Mapped[bool] = mapped_column(Boolean)   # False: the task's owner's (it can only tighten)
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    intervention_id: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the question it answered
+    removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -138,11 +138,13 @@ def intervention(key: str, method: str, p: dict[str, Any], items: dict[str, dict
             prompt = "Codex wants to send input to a running command"
         else:
             prompt = "Codex wants to run a command"
+        if p.get("cwd"):
+            prompt += f" in {p['cwd']}"
         if p.get("reason"):
             prompt += f": {p['reason']}"
-        detail = command if not p.get("cwd") else f"{command}\n(in {p['cwd']})"
+        # The detail is the command alone: approval-policy rules match it (orchestrator/policy.py).
         return InterventionRequest(request_id=key, kind=InterventionKind.PERMISSION, prompt=prompt,
-                                   options=APPROVAL_OPTIONS, tool="command", detail=detail)
+                                   options=APPROVAL_OPTIONS, tool="command", detail=command)
     if method == FILE_APPROVAL:
         item = items.get(str(p.get("itemId"))) or {}
         paths = change_paths(item) if item else ""
