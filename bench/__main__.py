@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 import time
 import traceback
 from pathlib import Path
 
-import importlib
 from . import stores
 from .harness import Figure, progress
 from .results import load_average, write

@@ -12,8 +12,8 @@ import asyncio
 import json
 import math
 import re
-import time
 import tempfile
+import time
 from pathlib import Path
 
 from bot.threads import THREAD_KEY

@@ -12,14 +12,13 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator import AgentOutput, Orchestrator
-from orchestrator.events import Subscription
+from orchestrator import AgentOutput, Orchestrator, Subscription
 
 from .blocks.board import render_board
 from .budget import Backoff, MethodBudget
@@ -103,7 +102,7 @@ class BoardSync:
     async def render(self) -> dict:
         tasks = await self.core.list_tasks()
         urls = await thread_urls(self.core)
-        return render_board(tasks, now=datetime.now(timezone.utc), thread_urls=urls, home_hint=self.home_hint,
+        return render_board(tasks, now=datetime.now(UTC), thread_urls=urls, home_hint=self.home_hint,
                             pull_request_urls=await self.core.pull_requests.urls())
 
     async def ensure_board(self) -> None:

@@ -217,7 +217,7 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
 
 async def _new_task(core, after: int):
     async def created():
-        while not (found := [t for t in await core.list_tasks() if after in t.depends_on]):
+        while not (found := [t for t in await core.list_tasks() if after in t.depends_on]):  # noqa: ASYNC110 - the demo narrates by polling the core it drives
             await asyncio.sleep(0.05)
         return found[0]
     return await asyncio.wait_for(created(), 10)
@@ -233,6 +233,6 @@ async def _click_option(emu: SlackEmulator, message: dict, label: str):
 
 async def _until_state(core, task_id: int, state: TaskState, timeout: float = 20) -> None:
     async def reached():
-        while (await core.get_task(task_id)).state is not state:
+        while (await core.get_task(task_id)).state is not state:  # noqa: ASYNC110 - the demo narrates by polling the core it drives
             await asyncio.sleep(0.05)
     await asyncio.wait_for(reached(), timeout)

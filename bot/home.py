@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .blocks.home import render_home
 from .services import Services
@@ -18,7 +18,7 @@ async def publish_home(svc: Services, user: str, *, page: int = 0, quiet: bool =
     by_id = {t.id: t for t in tasks}
     waiting = [(by_id[iv.task_id], iv) for iv in await svc.core.pending_interventions()
                if iv.task_id in by_id and by_id[iv.task_id].owner == user]
-    view = render_home(tasks, viewer=user, now=datetime.now(timezone.utc), page=page,
+    view = render_home(tasks, viewer=user, now=datetime.now(UTC), page=page,
                        thread_urls=await thread_urls(svc.core),
                        pull_request_urls=await svc.core.pull_requests.urls(), waiting=waiting)
     try:

@@ -8,9 +8,10 @@ cards with the same buttons, so an interactive element's action_id is
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, Sequence
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 ACTION_ID_MAX = 255

@@ -22,11 +22,11 @@ from orchestrator import (
     InterventionResolved,
     InterventionView,
     Orchestrator,
+    Subscription,
     TaskState,
     TaskStateChanged,
     TaskView,
 )
-from orchestrator.events import Subscription
 
 from .blocks.waiting import render_waiting_dm
 from .poster import ChannelPoster, Priority

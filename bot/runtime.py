@@ -11,18 +11,18 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from orchestrator import Orchestrator, Settings
 
 from .app import build_app
+from .board_sync import BoardSync
+from .budget import Backoff, MethodBudget
 from .gate import Gate, GatedSocketModeHandler
 from .home import publish_home
 from .notify import OwnerNotifier
-from .board_sync import BoardSync
-from .budget import Backoff, MethodBudget
 from .poster import ChannelPoster
 from .services import Services
 from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
-from .workflow_notes import WorkflowNotes
 from .threads import TaskThreads, thread_url
+from .workflow_notes import WorkflowNotes
 
 log = logging.getLogger(__name__)
 

@@ -131,7 +131,7 @@ def check_slack(settings: SlackSettings) -> list[Problem]:
                                 "channel's details in Slack; the id is at the bottom), and invite the bot there"))
     elif "TASKPIN_BOARD_CHANNEL" in placeholders:
         pass
-    elif not settings.board_channel[:1] in ("C", "G") or not settings.board_channel.isalnum():
+    elif settings.board_channel[:1] not in ("C", "G") or not settings.board_channel.isalnum():
         problems.append(Problem("TASKPIN_BOARD_CHANNEL", f"{settings.board_channel!r} is not a channel id",
                                 "use the channel's id (C0123456789), not its #name"))
     if not settings.api_url.startswith(("https://", "http://")):

@@ -6,8 +6,6 @@ never appear in a problem: only Slack's error codes and the settings' names do.
 """
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -87,7 +85,7 @@ async def _call(settings: SlackSettings, request) -> AsyncSlackResponse:
             raise
         raise Unreachable(Problem("SLACK_API_URL", f"{url} answers HTTP {exc.response.status_code} without a "
                                   "Slack Web API answer", fix + "; if it is Slack, see status.slack.com")) from None
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         raise Unreachable(Problem("SLACK_API_URL", f"{url} did not answer within {TIMEOUT_S:g}s", fix)) from None
     except (aiohttp.ClientConnectionError, OSError) as exc:
         raise Unreachable(Problem("SLACK_API_URL", f"cannot connect to {url} ({_reason(exc)})", fix)) from None

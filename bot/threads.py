@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,12 +24,12 @@ from orchestrator import (
     InterventionRequested,
     InterventionResolved,
     Orchestrator,
-    TaskState,
+    Subscription,
     TaskNotice,
+    TaskState,
     TaskStateChanged,
     TaskView,
 )
-from orchestrator.events import Subscription
 
 from .blocks.intervention import render_intervention, render_intervention_reminder, render_intervention_resolved
 from .blocks.thread import (
@@ -144,7 +144,7 @@ class TaskThreads:
                 await self._close_intervention(task, iv)
             case InterventionReminder(task=task, intervention=iv):
                 await self._reply(task, render_intervention_reminder(task, iv, owner=task.owner,
-                                                                     now=datetime.now(timezone.utc)),
+                                                                     now=datetime.now(UTC)),
                                   "reminder", Priority.INTERVENTION)
             case AnswerNotDelivered(task=task, actor=actor, error=error):
                 await self._reply(task, milestone_message(

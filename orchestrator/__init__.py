@@ -14,6 +14,7 @@ from .events import (
     InterventionRequested,
     InterventionResolved,
     PolicyDecided,
+    Subscription,
     TaskCreated,
     TaskNotice,
     TaskStateChanged,
@@ -37,7 +38,7 @@ from .store import migrate_database
 
 __all__ = [
     "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary",
-    "Event", "EventBus",
+    "Event", "EventBus", "Subscription",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",
     "InterventionStatus", "InterventionView", "InvalidInput", "NotAllowed", "OnApprove", "Option", "Orchestrator",
     "RepoConfig", "STATE_ORDER", "Settings", "TRANSITIONS", "TaskCreated", "TaskNotice", "TaskNotFound", "TaskState",

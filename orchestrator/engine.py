@@ -6,8 +6,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 from . import retention
 from .approval import ACTION_VERB, approved_reason, on_approve_of
@@ -18,8 +18,15 @@ from .dependencies import Dependencies
 from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound
 from .events import TaskCreated, TaskUpdated
 from .harness.base import Harness
-from .models import (Answer, InterventionKind, InterventionStatus, InterventionView, PolicyRuleView, TaskView,
-                     TransitionRecord)
+from .models import (
+    Answer,
+    InterventionKind,
+    InterventionStatus,
+    InterventionView,
+    PolicyRuleView,
+    TaskView,
+    TransitionRecord,
+)
 from .outbox import Outbox
 from .policies import PolicyListing
 from .pull_requests import PullRequests

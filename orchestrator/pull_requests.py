@@ -24,8 +24,8 @@ from .github import GitHub, GitHubError, PullRequestRef, repo_from_remote_url
 from .states import TaskState
 
 if TYPE_CHECKING:
-    from .world import World
     from .models import TaskView
+    from .world import World
 
 log = logging.getLogger(__name__)
 PR_KEY = "pull_request:"

@@ -13,12 +13,12 @@ from .harness.base import Harness
 from .harness.registry import build_harness
 from .logs import TaskLogs
 from .models import TaskView
+from .policies import Policies
+from .ports import PortPool, port_pool
 from .states import TaskState
 from .store import Store
-from .workspaces import Workspaces
-from .ports import PortPool, port_pool
 from .usage import UsageWriter
-from .policies import Policies
+from .workspaces import Workspaces
 
 
 class World:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from orchestrator.models import TaskView
 from orchestrator.states import TaskState
 
-from .card import STATE_LABEL, diff_line, waits_for_text
 from ..ids import ActionId, make_action_id
+from .card import STATE_LABEL, diff_line, waits_for_text
 from .kit import Block, actions, button, confirm_dialog, context, section
 from .limits import FALLBACK_TEXT_MAX, SECTION_TEXT_MAX
 from .text import (

@@ -107,7 +107,8 @@ class Scene:
         await self.emu.wait_for(lambda: all(c in self.emu.text_of(self.board()) for c in columns), timeout=30)
         for title, words in (("Add a CONTRIBUTING guide", "is completed"), ("Document how we review", "ready for review"),
                              ("Move CI", "failed"), ("Migrate the dev database", "wants to use")):
-            await self.emu.wait_for(lambda: words in " ".join(self.emu.text_of(m) for m in self.thread_of(title)),
+            await self.emu.wait_for(lambda title=title, words=words: words in " ".join(
+                                        self.emu.text_of(m) for m in self.thread_of(title)),
                                     timeout=30)
         await asyncio.sleep(1.0)
 
@@ -121,7 +122,7 @@ class Scene:
 async def photograph(url: str, out: Path) -> list[Path]:
     from playwright.async_api import async_playwright
 
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the browser starts
     written = []
     async with async_playwright() as pw:
         chromium = await browser.launch(pw)

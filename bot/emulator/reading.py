@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .blockkit import text_of
 

@@ -14,9 +14,9 @@ from .driver import UserActions
 from .faults import Faults, listening_socket
 from .ratelimit import RateLimiter
 from .reading import Reading
-from .state import BOT_USER_ID, TEAM_ID, TEAM_DOMAIN, Channel, Workspace
+from .state import BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, Channel, Workspace
 from .tokens import TokenRules
-from .webapi import CallRecord, bot_fields, check_content, handle, ApiError
+from .webapi import ApiError, CallRecord, bot_fields, check_content, handle
 
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60

@@ -13,6 +13,7 @@ from ..ids import CallbackId, InputId, parse_id
 from ..services import services_of
 from .feedback import tell, tell_error
 
+
 def register(app: AsyncApp) -> None:
     app.view(CallbackId.CREATE_TASK_MODAL.value)(on_create_task)
     app.view(CallbackId.REQUEST_CHANGES_MODAL.value)(on_request_changes)

@@ -30,7 +30,6 @@ from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
 
-
 ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
 # The queue: tasks in state queued, in the order they joined it (queued_at), then by id.
 _QUEUE_ORDER = (select(TaskRow.id).where(TaskRow.state == TaskState.QUEUED.value)

@@ -2,13 +2,14 @@ import json
 from datetime import timedelta
 
 import pytest
-from .block_factories import NASTY_TITLE, NOW, build_task
 
 from bot.blocks.card import CARD_ACTIONS, COMPACT_LINE_MAX, render_card, render_card_compact
 from bot.blocks.limits import validate_message
 from bot.ids import ActionId, parse_action_id
 from orchestrator.models import DiffSummary
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_task
 
 EXPECTED_BUTTONS = {
     TaskState.BACKLOG: {ActionId.DISPATCH},

@@ -3,14 +3,14 @@ import random
 import string
 from datetime import timedelta
 
-from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
-
 from bot.blocks.board import render_board
 from bot.blocks.home import render_home
 from bot.blocks.intervention import render_intervention, render_intervention_resolved
 from bot.blocks.limits import validate_message, validate_view
 from orchestrator.models import DiffSummary, InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
 
 ALPHABET = string.ascii_letters + string.digits + " *_~`<>&!@#|:\n" + "ü🙂"
 

@@ -1,8 +1,6 @@
 import json
 from datetime import timedelta
 
-from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
-
 from bot.blocks.intervention import (
     render_intervention,
     render_intervention_reminder,
@@ -12,6 +10,8 @@ from bot.blocks.limits import validate_message
 from bot.ids import ActionId, decode_option_value, parse_action_id
 from orchestrator.models import InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
 
 TASK = build_task(12, TaskState.BLOCKED, title=NASTY_TITLE)
 PERMISSION_OPTIONS = (

@@ -21,7 +21,6 @@ from bot.blocks.text import escape_mrkdwn
 from bot.emulator.blockkit import iter_elements
 from orchestrator.models import InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
-
 from tests.blocks.block_factories import NASTY_TITLE, NOW, build_intervention, build_task, build_tasks
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")

@@ -6,7 +6,6 @@ import asyncio
 
 from bot.ids import ActionId, make_action_id
 from orchestrator import InterventionResolved, TaskState
-
 from tests.core.helpers import Recorder, scripted, wait_state, wait_until
 
 from .conftest import APPROVER, BOARD, OTHER, OWNER

@@ -261,7 +261,7 @@ class AcpSession(BaseSession):
         try:
             try:
                 session_id = await asyncio.wait_for(self._open(), self._startup_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._finish(Failed(f"the agent did not start an ACP session within "
                                     f"{self._startup_timeout_s:g}s{self._stderr.suffix()}", retryable=True))
                 return

@@ -181,7 +181,7 @@ class CodexSession(BaseSession):
             self._steering += 1
             try:
                 await self._client.steer(self.thread_id or "", self.turn_id, text)
-            except (RpcError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RpcError) as exc:
                 log.info("codex: turn/steer refused (%s); the message waits for the next turn", exc)
                 self._queued.append(text)
             finally:
@@ -279,7 +279,7 @@ class CodexSession(BaseSession):
         turn_id = self.turn_id
         try:
             await self._client.interrupt(self.thread_id, turn_id)
-        except (HarnessError, asyncio.TimeoutError):
+        except (TimeoutError, HarnessError):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + INTERRUPT_WAIT_S

@@ -195,7 +195,7 @@ class CommandSession(BaseSession):
             if self._json_stdin:
                 try:
                     await asyncio.wait_for(self._stdin.write(json_line({"type": "interrupt"}), "interrupt"), 1.0)
-                except (HarnessError, asyncio.TimeoutError):
+                except (TimeoutError, HarnessError):
                     pass
             signal_group(self._proc.pid, signal.SIGINT)
             await wait_quietly(asyncio.shield(self._proc.wait()), self._grace)

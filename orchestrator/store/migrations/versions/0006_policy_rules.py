@@ -4,9 +4,8 @@ tasks.depends_on: the ids of the tasks a task waits for (state `waiting` needs n
 Revision ID: 0006
 Revises: 0004 (to be chained after 0005 when the coordination migration lands)
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0006'
 down_revision = '0004'
