@@ -102,7 +102,8 @@ def task_id_from_value(value: object) -> int:
 
 
 class _HasId(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from orchestrator import DependencyFailed, Orchestrator, PolicyDecided, TaskView
+from orchestrator import DependencyFailed, Orchestrator, PolicyDecided, Subscription, TaskView
 
 from .blocks.thread import dependency_failed_message, policy_summary_message
 from .threads import TaskThreads
@@ -22,7 +22,7 @@ class WorkflowNotes:
         self.core, self.threads, self.interval_s = core, threads, interval_s
         self._waiting: dict[int, list[PolicyDecided]] = defaultdict(list)
         self._timers: dict[int, asyncio.Task[None]] = {}
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def start(self) -> None:
         self._sub = self.core.bus.subscribe(self._on_event, name="workflow-notes")

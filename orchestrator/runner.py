@@ -203,7 +203,7 @@ class TaskRunner:
         world.publish(TaskUpdated(task))
         prepared = await prepare_for_runner(world, task, repo, workdir, lambda: self._stop_outcome is not None)
         if self._stop_outcome or prepared.failure:
-            return self._stop_outcome or Outcome("failed", prepared.failure)
+            return self._stop_outcome or Outcome("failed", prepared.failure or "the worktree could not be prepared")
         self.env = prepared.env
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None

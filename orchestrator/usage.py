@@ -22,9 +22,9 @@ class UsageWriter:
         self.store = store
         self.bus = bus
         self.interval_s = interval_s
-        self._pending: dict[tuple[int, int | None], list] = {}   # (task id, attempt row id) -> [in, out, cost]
+        self._pending: dict[tuple[int, int | None], list[float]] = {}   # (task id, attempt row id) -> [in, out, cost]
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     def add(self, task_id: int, attempt_id: int | None, input_tokens: int, output_tokens: int,
             cost_usd: float) -> None:
@@ -51,7 +51,8 @@ class UsageWriter:
             if not pending:
                 return
             try:
-                totals = await self.store.add_usage_many([(t, a, *d) for (t, a), d in pending.items()])
+                totals = await self.store.add_usage_many([(t, a, int(d[0]), int(d[1]), float(d[2]))
+                                                         for (t, a), d in pending.items()])
             except BaseException:
                 for key, delta in pending.items():     # nothing is lost: merged back for the next try
                     acc = self._pending.setdefault(key, [0, 0, 0.0])

@@ -256,7 +256,7 @@ def _outcome(intervention: InterventionView) -> str:
     if intervention.resolved_at:
         after = f" after {fmt_elapsed(intervention.created_at, intervention.resolved_at)}"
     chosen = [_chosen_label(intervention.options, option_id) for option_id in intervention.answer_options]
-    reply = _quote(intervention.answer_text, ANSWER_TEXT_MAX) if (intervention.answer_text or "").strip() else ""
+    reply = _quote(intervention.answer_text or "", ANSWER_TEXT_MAX) if (intervention.answer_text or "").strip() else ""
     permission = intervention.kind == InterventionKind.PERMISSION
     # A reply to a permission is a deny with a message (the core fills in the deny option).
     if permission and (not chosen or (reply and _chose_deny(intervention))):

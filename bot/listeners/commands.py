@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -88,7 +89,7 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
     if problem:
         await tell(svc, user, f"{problem[:1].upper()}{problem[1:]}.", respond=respond)
         return
-    extra = {}
+    extra: dict[str, Any] = {}
     if quick.depends_on:
         extra["depends_on"] = list(quick.depends_on)
     try:

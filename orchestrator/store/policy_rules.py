@@ -5,6 +5,7 @@ from sqlalchemy import or_, select, update
 
 from ..models import PolicyRuleView
 from .repository import Store
+from .results import rowcount
 from .tables import PolicyRuleRow, utcnow
 
 
@@ -48,6 +49,6 @@ async def remove_rule(store: Store, rule_id: int, *, removed_by: str) -> PolicyR
         result = await s.execute(update(PolicyRuleRow)
                                  .where(PolicyRuleRow.id == rule_id, PolicyRuleRow.removed_at.is_(None))
                                  .values(removed_by=removed_by, removed_at=utcnow()))
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             return None
     return await get_rule(store, rule_id)

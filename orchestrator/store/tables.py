@@ -61,7 +61,7 @@ class TaskRow(Base):
     diff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     worktree: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The tasks this one waits for (ids), or None.
-    depends_on: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    depends_on: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     # The next message for the agent when the task next starts (feedback after review).
     pending_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
