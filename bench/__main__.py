@@ -17,7 +17,8 @@ from .harness import Figure, progress
 from .results import load_average, write
 
 BENCHMARKS = {"board": "b1_board", "intervention": "b2_intervention", "ack": "b3_ack", "ingest": "b4_ingest",
-              "dispatch": "b5_dispatch", "memory": "b6_memory", "startup": "b7_startup"}
+              "dispatch": "b5_dispatch", "memory": "b6_memory", "startup": "b7_startup",
+              "cluster": "b8_cluster"}
 
 
 def fmt(v) -> str:

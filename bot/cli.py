@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.check import Problem, check_all, database_url_problem
+from orchestrator.check import ROLES, Problem, check_all, database_url_problem
 from orchestrator.config import DOTENV_FILE, Settings, config_file, env_names, load_toml, toml_keys
 from orchestrator.config_check import dotenv_problems, name_problems
 
@@ -105,14 +105,18 @@ def print_problems(problems: list[Problem]) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-async def _check(include_slack: bool = True, online: bool = True, for_run: bool = False) -> list[Problem]:
+async def _check(include_slack: bool = True, online: bool = True, for_run: bool = False,
+                 role: str = "all") -> list[Problem]:
     """Every problem: the files' names and syntax, the core's settings, the Slack settings, and
-    (online) what Slack itself says about the tokens, scopes and board channel."""
+    (online) what Slack itself says about the tokens, scopes and board channel. A `worker`
+    needs no Slack settings; a `slack` process needs no repositories or agent CLIs."""
     core, slack, problems = load_settings()
     problems += config_problems(core)
     if core is not None:
-        problems += await check_all(core, online=online)
-    if slack is not None and include_slack:
+        problems += await check_all(core, online=online, role=role)
+    if slack is not None and for_run and role == "worker":    # its /healthz
+        problems += [p for p in [port_problem(slack.http_host, slack.http_port)] if p]
+    if slack is not None and include_slack and role != "worker":
         static = check_slack(slack)
         problems += static
         if for_run and not static:
@@ -126,7 +130,7 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
 
 
 def cmd_check(args) -> int:
-    problems = asyncio.run(_check(include_slack=not args.core_only, online=not args.offline))
+    problems = asyncio.run(_check(include_slack=not args.core_only, online=not args.offline, role=args.role))
     print_problems(problems)
     if any(not p.warning for p in problems):
         return 1
@@ -156,12 +160,15 @@ def cmd_db(args) -> int:
 
 
 def cmd_run(args) -> int:
-    problems = asyncio.run(_check(for_run=True))
+    problems = asyncio.run(_check(for_run=True, role=args.role))
     print_problems(problems)
     if any(not p.warning for p in problems):
-        print("taskpin: not starting. Run `taskpin check` after fixing these.", file=sys.stderr)
+        check = "taskpin check" + (f" --role {args.role}" if args.role != "all" else "")
+        print(f"taskpin: not starting. Run `{check}` after fixing these.", file=sys.stderr)
         return 1
     core, slack, _ = load_settings()
+    from orchestrator import DatabaseInUse
+
     from .logging_setup import setup_logging
     from .runtime import serve
 
@@ -169,9 +176,12 @@ def cmd_run(args) -> int:
                                               core.github_token) if s]
     setup_logging(args.log_level, secrets)
     try:
-        asyncio.run(serve(core, slack))
+        asyncio.run(serve(core, slack, role=args.role))
     except KeyboardInterrupt:
         pass
+    except DatabaseInUse as exc:
+        print(f"taskpin: not starting: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback at DEBUG only
         log.debug("taskpin stopped on an error", exc_info=True)
         print(f"taskpin: stopped: {one_line(exc)}", file=sys.stderr)
@@ -255,10 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the core and the Slack bot")
     run.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
                      help="DEBUG also logs tracebacks")
+    run.add_argument("--role", default="all", choices=ROLES,
+                     help="all: everything in one process (default); slack: serve Slack, run no agents; "
+                          "worker: run agents, no Slack (slack and worker need PostgreSQL)")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate the configuration and say how to fix each problem")
     check.add_argument("--core-only", action="store_true", help="skip the Slack settings")
     check.add_argument("--offline", action="store_true", help="do not ask Slack about the tokens and channel")
+    check.add_argument("--role", default="all", choices=ROLES,
+                       help="check what this role needs: a worker is not asked for Slack settings, a slack "
+                            "process not for repositories and agent CLIs")
     check.set_defaults(func=cmd_check)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])

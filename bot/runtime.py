@@ -8,21 +8,16 @@ import signal
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
-from orchestrator import Orchestrator, Settings
+from orchestrator import Node, Role, Settings
 
 from .app import build_app
-from .board_sync import BoardSync
-from .budget import Backoff, MethodBudget
 from .gate import Gate, GatedSocketModeHandler
-from .home import publish_home
-from .notify import OwnerNotifier
-from .poster import ChannelPoster
 from .services import Services
 from .settings import SlackSettings
 from .slack_client import make_client
 from .slack_health import SlackHealth
-from .threads import TaskThreads, thread_url
-from .workflow_notes import WorkflowNotes
+from .surface import Surface
+from .threads import thread_url
 
 log = logging.getLogger(__name__)
 
@@ -46,48 +41,48 @@ def socket_mode_logger() -> logging.Logger:
 
 
 class Runtime:
-    def __init__(self, core: Orchestrator, svc: Services, poster: ChannelPoster, health: SlackHealth):
-        self.core, self.svc, self.poster, self.health = core, svc, poster, health
-        # approval-policy digests (at the output summaries' pace) and failed dependencies, in threads
-        self.workflow_notes = WorkflowNotes(core, svc.threads, interval_s=svc.settings.output_summary_interval_s)
+    """A process that serves Slack (role `all` or `slack`). Every such process receives events
+    and calls the core; the one holding the board-writer lease also edits the board and sends
+    the outbox (see surface.py)."""
+
+    # The board-writer lease: its holder renews it every BOARD_RENEW_S; when it dies, a waiting
+    # process takes over within about BOARD_TTL_S + BOARD_RENEW_S.
+    BOARD_TTL_S = 6.0
+    BOARD_RENEW_S = 1.5
+
+    def __init__(self, node: Node, svc: Services, surface: Surface, health: SlackHealth):
+        self.node, self.core, self.svc, self.surface, self.health = node, node.core, svc, surface, health
         self.app = build_app(svc, http_mode=not svc.settings.socket_mode)
         secret = svc.settings.signing_secret
-        self.gate = Gate(core, secret.get_secret_value() if secret else None)
+        self.gate = Gate(self.core, secret.get_secret_value() if secret else None)
+        self.board_writer = node.board_writer(on_gain=surface.start, on_loss=surface.stop, ttl_s=self.BOARD_TTL_S,
+                                              interval_s=self.BOARD_RENEW_S)
         self.socket: GatedSocketModeHandler | None = None
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
         self._watch: asyncio.Task | None = None
-        self.notifier: OwnerNotifier | None = None
+
+    @property
+    def poster(self):
+        return self.surface.poster
 
     @classmethod
-    async def start(cls, core_settings: Settings, slack: SlackSettings) -> "Runtime":
-        core = await Orchestrator.open(core_settings)
+    async def start(cls, core_settings: Settings, slack: SlackSettings, role: Role | str = Role.ALL) -> "Runtime":
+        node = await Node.open(core_settings, role)
+        core = node.core
         health = SlackHealth()
         token, url = slack.bot_token.get_secret_value(), slack.api_base_url
         options = dict(health=health, timeout_s=slack.slack_timeout_s, backoff_s=slack.slack_retry_base_s / 2)
         client = make_client(token, url, retry_rate_limits=True, **options)
         paced = make_client(token, url, retry_rate_limits=False, **options)
-        channel = slack.board_channel or ""
-        updates = MethodBudget(per_minute=slack.chat_update_per_minute)   # chat.update: board + threads
-        poster = ChannelPoster(paced, core.outbox, update_budget=updates, backoff_s=slack.slack_retry_base_s,
-                               backoff_max_s=slack.slack_retry_max_s)
-        threads = TaskThreads(core, client, poster, channel, output_interval_s=slack.output_summary_interval_s,
-                              workspace_url=slack.workspace_url, team_url=lambda: health.team_url)
-        board = BoardSync(core, paced, channel, interval_s=slack.board_sync_interval_s, naive=slack.board_naive_sync,
-                          update_budget=updates, backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
-        threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
+        surface = Surface(core, slack, client, paced, team_url=lambda: health.team_url)
+        svc = Services(core=core, settings=slack, client=client, board=surface.board, threads=surface.threads)
+        surface.svc = svc
         core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too
-        svc = Services(core=core, settings=slack, client=client, board=board, threads=threads)
-        notifier = OwnerNotifier(core, client, poster, home=lambda user: publish_home(svc, user, quiet=True))
-        runtime = cls(core, svc, poster, health)
-        runtime.notifier = notifier
+        runtime = cls(node, svc, surface, health)
         try:
             await health.probe(client)
-            await poster.start()    # what a previous run left unsent goes first
-            await threads.start()
-            await notifier.start()
-            await runtime.workflow_notes.start()
-            await board.start()
+            await runtime.board_writer.start()   # the board, threads and outbox, when no one else has them
             await core.start()      # recovery runs here; its events reach the board and threads
             await runtime._serve()
         except BaseException:
@@ -97,7 +92,9 @@ class Runtime:
             health.watch(client, idle_s=slack.slack_probe_interval_s,
                          retry_s=min(max(slack.slack_retry_base_s * 2, 0.2), slack.slack_retry_max_s)),
             name="slack-health")
-        log.info("taskpin is running (%s mode, board in %s)", "Socket" if slack.socket_mode else "HTTP", channel)
+        log.info("taskpin is running as %s (role %s, %s mode, board in %s%s)", node.name, node.role.value,
+                 "Socket" if slack.socket_mode else "HTTP", slack.board_channel,
+                 "" if runtime.board_writer.holding else "; another process edits it")
         return runtime
 
     async def _serve(self) -> None:
@@ -142,7 +139,9 @@ class Runtime:
                 checks["slack"] = "connected"
             healthy = healthy and connected
         checks["running_sessions"] = core["running_sessions"]
-        checks["outbox_pending"] = self.poster.pending
+        checks["outbox_pending"] = self.surface.pending
+        checks["worker"] = self.node.name
+        checks["board_writer"] = self.board_writer.holding
         return web.json_response({"ok": healthy, **checks}, status=200 if healthy else 503)
 
     async def close(self) -> None:
@@ -155,11 +154,8 @@ class Runtime:
             steps.append(("the Socket Mode connection", self.socket.close_async))
         if self.web_runner:
             steps.append(("the HTTP server", self.web_runner.cleanup))
-        if self.notifier:
-            steps.append(("the owner notifications", self.notifier.close))
-        steps += [("the board", self.svc.board.close), ("the workflow notes", self.workflow_notes.close),
-                  ("the task threads", self.svc.threads.close),
-                  ("the poster", self.poster.close), ("the core", self.core.close)]
+        steps += [("the board", self.board_writer.close), ("the core", self.core.close),
+                  ("the coordination", self.node.close)]
         for what, step in steps:
             try:
                 await step()
@@ -168,12 +164,55 @@ class Runtime:
         self.socket = self.web_runner = None
 
 
-async def serve(core_settings: Settings, slack: SlackSettings) -> None:
+class WorkerRuntime:
+    """A process that runs agents and nothing of Slack (role `worker`). It serves /healthz on
+    TASKPIN_HTTP_HOST:TASKPIN_HTTP_PORT, like a slack process."""
+
+    def __init__(self, node: Node):
+        self.node, self.core = node, node.core
+        self.web_runner: web.AppRunner | None = None
+
+    @classmethod
+    async def start(cls, core_settings: Settings, slack: SlackSettings) -> "WorkerRuntime":
+        node = await Node.open(core_settings, Role.WORKER)
+        runtime = cls(node)
+        try:
+            await node.core.start()
+            web_app = web.Application()
+            web_app.router.add_get("/healthz", runtime._healthz)
+            runtime.web_runner = web.AppRunner(web_app, access_log=None)
+            await runtime.web_runner.setup()
+            await web.TCPSite(runtime.web_runner, slack.http_host, slack.http_port).start()
+        except BaseException:
+            await runtime.close()
+            raise
+        log.info("taskpin worker %s is running (up to %d agents)", node.name, core_settings.max_concurrent_sessions)
+        return runtime
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        checks = await self.core.health() if hasattr(self.core, "health") else {"ok": True}
+        checks = {**checks, "worker": self.node.name, "running_sessions": self.core.running_sessions}
+        return web.json_response(checks, status=200 if checks.get("ok") else 503)
+
+    async def close(self) -> None:
+        steps = [("the HTTP server", self.web_runner.cleanup)] if self.web_runner else []
+        for what, step in steps + [("the core", self.core.close), ("the coordination", self.node.close)]:
+            try:
+                await step()
+            except Exception:
+                log.exception("could not close %s cleanly", what)
+
+
+async def serve(core_settings: Settings, slack: SlackSettings, role: Role | str = Role.ALL) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):   # before starting: a stop during start-up is not lost
         loop.add_signal_handler(sig, stop.set)
-    runtime = await Runtime.start(core_settings, slack)
+    role = Role(role)
+    if role is Role.WORKER:
+        runtime = await WorkerRuntime.start(core_settings, slack)
+    else:
+        runtime = await Runtime.start(core_settings, slack, role)
     await stop.wait()
     log.info("taskpin is stopping")
     await runtime.close()

@@ -1,6 +1,8 @@
 """taskpin's runtime-agnostic core. This module is its public API: the Slack layer (or any
 other surface) uses only what is exported here."""
 from .config import AgentConfig, OnApprove, RepoConfig, Settings
+from .coordination import DatabaseInUse, Lease
+from .coordination.node import Node, Role
 from .engine import Orchestrator
 from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound, TaskpinError
 from .events import (
@@ -37,6 +39,7 @@ from .states import STATE_ORDER, TRANSITIONS, IllegalTransition, TaskState
 from .store import migrate_database
 
 __all__ = [
+    "DatabaseInUse", "Lease", "Node", "Role",
     "ActionRefused", "AgentConfig", "AgentOutput", "AnswerNotDelivered", "Answer", "AttemptFailed", "DiffSummary",
     "Event", "EventBus", "Subscription",
     "IllegalTransition", "InterventionKind", "InterventionReminder", "InterventionRequested", "InterventionResolved",

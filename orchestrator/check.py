@@ -28,7 +28,9 @@ class Problem:
         return f"{'warning: ' if self.warning else ''}{self.where}: {self.what}\n    fix: {self.fix}"
 
 
-def check_structure(settings: Settings) -> list[Problem]:
+def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem]:
+    """Everything in the settings; with `machine`, also what this machine must have to run agents
+    (the repositories, the agent CLIs, the worktree and log folders): a `slack` process has none."""
     problems: list[Problem] = []
     if settings.config is not None and not settings.config.is_file():
         problems.append(Problem("TASKPIN_CONFIG", f"{settings.config} does not exist",
@@ -46,11 +48,13 @@ def check_structure(settings: Settings) -> list[Problem]:
     if settings.default_agent and settings.default_agent not in settings.agents:
         problems.append(Problem("TASKPIN_DEFAULT_AGENT", f"names {settings.default_agent!r}, which is not configured",
                                 f"use one of: {', '.join(settings.agents) or '(none yet)'}"))
-    problems += directory_problems("TASKPIN_WORKSPACES_DIR", settings.workspaces_dir)
-    problems += directory_problems("TASKPIN_LOG_DIR", settings.log_dir)
     url_problem = database_url_problem(settings.database_url)
     if url_problem is not None:
         problems.append(url_problem)
+    if not machine:
+        return problems
+    problems += directory_problems("TASKPIN_WORKSPACES_DIR", settings.workspaces_dir)
+    problems += directory_problems("TASKPIN_LOG_DIR", settings.log_dir)
     workspaces = Workspaces(settings.workspaces_dir)
     for name, repo in settings.repos.items():
         repo_problems = workspaces.check_repo(repo.path, repo.base_branch)
@@ -214,6 +218,22 @@ async def check_database(url: str) -> list[Problem]:
     return []
 
 
-async def check_all(settings: Settings, *, online: bool = True) -> list[Problem]:
-    problems = check_structure(settings) + await check_database(settings.database_url)
-    return problems + (await check_github(settings) if online else [])
+ROLES = ("all", "slack", "worker")
+
+
+def role_problem(role: str, url: str) -> Problem | None:
+    """`slack` and `worker` processes work together through a shared database: PostgreSQL."""
+    if role == "all" or database_url_problem(url) is not None or make_url(url).get_backend_name() != "sqlite":
+        return None
+    return Problem("--role", f"`taskpin run --role {role}` shares the database with other taskpin processes, "
+                   "and SQLite serves one process",
+                   "use PostgreSQL (TASKPIN_DATABASE_URL=postgresql+asyncpg://user@host:5432/taskpin), or run "
+                   "`taskpin run` (every role in one process) on SQLite")
+
+
+async def check_all(settings: Settings, *, online: bool = True, role: str = "all") -> list[Problem]:
+    """A `slack` process is not asked for what only machines that run agents need."""
+    problems = check_structure(settings, machine=role != "slack") + await check_database(settings.database_url)
+    problem = role_problem(role, settings.database_url)
+    problems += [problem] if problem else []
+    return problems + (await check_github(settings) if online and role != "slack" else [])

@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     max_tokens_per_task: int | None = Field(default=None, ge=1)
     max_cost_per_task_usd: float | None = Field(default=None, gt=0)
 
+    # This process's name among several on one database (shown on the cards of the tasks it
+    # runs); default: host name and pid.
+    worker_name: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@:-]+$")
+    # How long a worker's lease on a running task lasts unrenewed (renewed every quarter of it):
+    # another worker takes the tasks of a dead one over within about 1.25 times this.
+    lease_ttl_s: float = Field(default=15.0, ge=1, le=600)
+
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

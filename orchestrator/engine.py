@@ -13,10 +13,13 @@ from . import retention
 from .approval import ACTION_VERB, approved_reason, on_approve_of
 from .clock import Clock
 from .config import OnApprove, Settings
+from .coordination.base import Coordinator, Lease, default_worker_name
+from .coordination.inprocess import InProcessCoordinator
+from .coordination.link import Cluster
 from .crashpoints import crash_point
 from .dependencies import Dependencies
-from .errors import ActionRefused, InvalidInput, NotAllowed, TaskNotFound
-from .events import TaskCreated, TaskUpdated
+from .errors import ActionRefused, InvalidInput, NotAllowed
+from .events import EventBus, TaskCreated
 from .harness.base import Harness
 from .models import (
     Answer,
@@ -32,6 +35,7 @@ from .policies import PolicyListing
 from .pull_requests import PullRequests
 from .recovery import recover
 from .runner import Outcome, TaskRunner
+from .scheduling import Scheduling
 from .states import LIVE_STATES, IllegalTransition, TaskState
 from .store import Store
 from .store.tables import utcnow
@@ -54,7 +58,7 @@ def title_from_prompt(prompt: str) -> str:
     return first if len(first) <= TITLE_FROM_PROMPT else first[: TITLE_FROM_PROMPT - 1].rstrip() + "…"
 
 
-class Orchestrator:
+class Orchestrator(Scheduling):
     """Create, dispatch, answer, follow up, cancel, approve, retry. Events on `bus`."""
 
     def __init__(self, settings: Settings, store: Store, *, clock: Clock | None = None):
@@ -67,6 +71,11 @@ class Orchestrator:
         self.pull_requests = PullRequests(self.world)
         self.usage_writer = self.world.usage_writer
         self.dependencies = Dependencies(self.world, self.kick)   # tasks that wait for others
+        # One process unless use_coordination() says otherwise (see orchestrator/coordination).
+        self.coordinator: Coordinator = InProcessCoordinator(settings.worker_name or default_worker_name(), store)
+        self.cluster = Cluster(self.world, self.coordinator)
+        self.runs_agents = True
+        self._leases: dict[int, Lease] = {}            # task id -> the lease of its run here
         self._runners: dict[int, TaskRunner] = {}
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self._kick_lock = asyncio.Lock()
@@ -81,8 +90,21 @@ class Orchestrator:
         store = await Store.open(settings.database_url)
         return cls(settings, store, clock=clock)
 
+    def use_coordination(self, coordinator: Coordinator, *, runs_agents: bool = True,
+                         bus: EventBus | None = None) -> None:
+        """Before start(): take part in a deployment of several processes through `coordinator`;
+        `runs_agents` False for a process that only serves Slack; `bus` replaces the event bus
+        (one that writes to the journal, so the process holding the board sees every event)."""
+        self.coordinator, self.runs_agents = coordinator, runs_agents
+        self.cluster = Cluster(self.world, coordinator, runs_agents=runs_agents)
+        if bus is not None:
+            self.bus = self.world.bus = bus
+
     async def start(self) -> None:
-        await recover(self.world)
+        if not self.cluster.shared:
+            await recover(self.world)
+        else:   # the workers settle what dead processes left (see coordination/link.py)
+            await self.cluster.start(on_lost=self._lease_lost, kick=self.kick, handlers=self._handlers())
         self.pull_requests.start()
         self.dependencies.start()
         await self.dependencies.sweep()
@@ -100,6 +122,9 @@ class Orchestrator:
             runner.request_stop(Outcome("shutdown"))
         if self._runner_tasks:
             await asyncio.wait(self._runner_tasks, timeout=self.settings.stop_grace_s + 5)
+        if self.cluster.shared:
+            await self._hand_over()
+        await self.cluster.close()
         await self.bus.close()
         self.logs.close()
         await self.store.close()
@@ -289,12 +314,7 @@ class Orchestrator:
                 task = await self.store.get_task(task_id)
         if task.state not in LIVE_STATES:
             raise await self._refusal(task, S.FAILED, f"it is {task.state.value}; nothing runs")
-        runner = self._runners.get(task_id)
-        if runner is None:   # live, with no run in this process: a leftover; fail it so it can be retried
-            return await self.world.transition(task, S.FAILED, actor=actor, reason=reason, failure_reason="cancelled")
-        runner.request_stop(Outcome("cancelled", "cancelled", actor=actor))
-        await asyncio.wait_for(runner.done.wait(), timeout=self.settings.stop_grace_s + 30)
-        return await self._cancelled_or_refused(task_id)
+        return await self._cancel_running(task, actor)
 
     async def _cancelled_or_refused(self, task_id: int) -> TaskView:
         """After a stop: the task, if the cancel is what ended it; else the cancel lost a race
@@ -329,6 +349,16 @@ class Orchestrator:
         self._require_decide(task, actor, "approve")
         if task.state is not S.AWAITING_REVIEW:
             raise await self._refusal(task, S.COMPLETED)
+        if not self.runs_agents:
+            return await self._approve_in_worker(task, actor)
+        lease = await self._hold_for_approval(task_id)
+        try:
+            return await self._as_holder(lease, self._approve_here(task, actor))
+        finally:
+            if lease is not None:
+                await self.cluster.release(lease)
+
+    async def _approve_here(self, task: TaskView, actor: str) -> TaskView:
         repo = self.settings.repos.get(task.repo)
         action = on_approve_of(repo)
         if action is OnApprove.MERGE:
@@ -392,9 +422,13 @@ class Orchestrator:
         runner = self._runner_asking(intervention_id)
         question = runner.question(intervention_id) if runner else None
         if runner is None or question is None:
+            answered = await self._answer_elsewhere(intervention_id, answer, actor)
+            if answered is not None:
+                return answered
             raise await self._why_unanswerable(intervention_id, actor)
         self._require_decide(runner.task, actor, "answer for")
-        return await runner.answer(question, self._normalize_answer(question, answer), actor)
+        given = self._normalize_answer(question, answer)
+        return await self._as_holder(self._leases.get(runner.task_id), runner.answer(question, given, actor))
 
     async def always_allow(self, intervention_id: int, *, actor: str) -> tuple[InterventionView, PolicyRuleView]:
         """Allow a permission request and add a rule allowing exactly it from now on: for the
@@ -450,56 +484,8 @@ class Orchestrator:
         runner = self._runners.get(task_id)
         task = runner.task if runner else await self.store.get_task(task_id)
         self._require_decide(task, actor, "message the agent of")
-        if not text.strip() or runner is None:
+        if not text.strip():
             return False
+        if runner is None:
+            return await self._follow_up_elsewhere(task, text.strip(), actor)
         return await runner.follow_up(text.strip(), actor)
-
-    # ---- scheduling ------------------------------------------------------------------------
-
-    async def kick(self) -> None:
-        """Start queued tasks, oldest first, while there are free session slots."""
-        if self._closing:
-            return
-        async with self._kick_lock:
-            while len(self._runners) < self.settings.max_concurrent_sessions:
-                for task_id in await self.store.queued_task_ids():
-                    if task_id not in self._runners and await self._start_runner(task_id):
-                        break
-                else:
-                    return
-
-    async def _start_runner(self, task_id: int) -> bool:
-        """queued -> in_progress, then the run. The runner is registered before the claim, so a
-        cancel that loses the race to the claim finds the runner to stop."""
-        try:
-            task = await self.store.get_task(task_id)
-        except TaskNotFound:
-            return False
-        runner = TaskRunner(self.world, task, on_done=self._runner_done)
-        self._runners[task_id] = runner
-        try:
-            task = await self.world.transition(task, S.IN_PROGRESS, actor="taskpin", reason="a session slot is free")
-        except BaseException as exc:
-            del self._runners[task_id]
-            if isinstance(exc, IllegalTransition):   # cancelled meanwhile, or another process took it
-                return False
-            raise
-        runner.task = task
-        job = asyncio.create_task(runner.run(), name=f"task-{task_id}")
-        self._runner_tasks.add(job)
-        job.add_done_callback(self._runner_tasks.discard)
-        return True
-
-    def _runner_done(self, runner: TaskRunner) -> None:
-        if self._runners.get(runner.task_id) is runner:
-            del self._runners[runner.task_id]
-        if not self._closing:
-            asyncio.get_running_loop().create_task(self._after_runner())
-
-    async def _after_runner(self) -> None:
-        try:
-            await self.kick()
-            for task in await self.store.list_tasks(states=[S.QUEUED]):   # queue positions moved up
-                self.bus.publish(TaskUpdated(task))
-        except Exception:
-            log.exception("scheduling after a finished session failed")

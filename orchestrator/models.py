@@ -66,6 +66,7 @@ class TaskView:
     pending_interventions: int = 0
     worktree: str | None = None          # the task's worktree folder once dispatched
     depends_on: tuple[int, ...] = ()     # the tasks it waits for (state waiting until they complete)
+    worker: str | None = None            # the process running it (TASKPIN_WORKER_NAME), or that last did
 
     @property
     def short_id(self) -> str:

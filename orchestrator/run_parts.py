@@ -15,7 +15,7 @@ RESTART_PROMPT = "taskpin was restarted while you were working. Continue the tas
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str                 # finished | failed | cancelled | shutdown
+    kind: str                 # finished | failed | cancelled | shutdown | lost (the lease)
     reason: str = ""
     retryable: bool = False   # for failed: worth another automatic attempt
     actor: str = "taskpin"

@@ -56,6 +56,7 @@ from .run_parts import (
     workspace_mark,
 )
 from .states import IllegalTransition, TaskState
+from .store.fence import LeaseLost
 from .store.tables import utcnow
 from .worktree_setup import prepare_for_runner
 from .world import World
@@ -171,6 +172,9 @@ class TaskRunner:
         except asyncio.CancelledError:
             outcome = Outcome("shutdown")
             raise
+        except LeaseLost as exc:   # another worker took the task over: stop, and write nothing
+            log.warning("task #%s: %s; stopping its agent", self.task_id, exc)
+            outcome = Outcome("lost", str(exc))
         except Exception as exc:  # never leave a task stuck in_progress because of a bug
             log.exception("task #%s: runner crashed", self.task_id)
             outcome = Outcome("failed", f"internal error: {exc}", retryable=True)
@@ -455,6 +459,8 @@ class TaskRunner:
         store = self.world.store
         try:
             await self._stop_session()
+            if outcome.kind == "lost":   # the task is another worker's now: nothing here is ours to write
+                return
             if outcome.kind == "shutdown":   # the task stays live; recovery resumes or fails it
                 if self.attempt_id:
                     await store.end_attempt(self.attempt_id, "interrupted", "taskpin stopped")

@@ -7,12 +7,16 @@ branch name is checked with `git check-ref-format --branch` before git sees it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import shutil
+import tempfile
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +171,20 @@ _REPO_LOCKS: dict[str, threading.Lock] = {}
 _REPO_LOCKS_GUARD = threading.Lock()
 
 
-def _repo_lock(repo_path: Path) -> threading.Lock:
+@contextlib.contextmanager
+def _repo_lock(repo_path: Path) -> Iterator[None]:
+    """One worktree operation at a time per repository: among this process's threads, and among
+    the taskpin processes of this machine (several workers may share a repository), through an
+    flock on a file in the repository's .git folder (or the temp folder for other layouts)."""
     key = os.path.realpath(repo_path)
     with _REPO_LOCKS_GUARD:
-        return _REPO_LOCKS.setdefault(key, threading.Lock())
+        lock = _REPO_LOCKS.setdefault(key, threading.Lock())
+    git_dir = Path(key) / ".git"
+    lock_file = (git_dir / "taskpin-worktrees.lock" if git_dir.is_dir() else
+                 Path(tempfile.gettempdir()) / f"taskpin-{hashlib.sha1(key.encode()).hexdigest()[:16]}.lock")
+    with lock, open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)   # released when the file is closed
+        yield
 
 
 class Workspaces:

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = {"board", "intervention", "ack", "ingest", "dispatch", "memory", "startup"}
+BENCHMARKS = {"board", "intervention", "ack", "ingest", "dispatch", "memory", "startup", "cluster"}
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "figure" in proc.stdout and "notes:" in proc.stdout
 

@@ -180,6 +180,8 @@ def _since(task: TaskView) -> datetime:
 
 def _facts(task: TaskView, thread_url: str | None, pull_request_url: str | None = None) -> str:
     facts = [user_mention(task.owner), f"🤖 {escape_mrkdwn(task.agent)}", escape_mrkdwn(task.repo)]
+    if task.worker and task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED):   # several workers
+        facts.append(f"on {escape_mrkdwn(task.worker)}")
     if task.state in (TaskState.COMPLETED, TaskState.FAILED) and task.started_at and task.finished_at:
         facts.append(f"⏱ ran {fmt_elapsed(task.started_at, task.finished_at)}")
     facts.append(fmt_cost(task.cost_usd))

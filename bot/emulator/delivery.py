@@ -68,20 +68,21 @@ class Dispatcher:
     def can_deliver(self) -> bool:
         return bool(self.http.url or self.socket.live)
 
-    async def deliver(self, kind: str, payload: dict, *, timeout: float,
-                      retry_attempt: int = 0, retry_reason: str = "", envelope_id: str | None = None) -> Ack:
-        """`envelope_id`: a redelivery keeps the first delivery's (as Slack's Socket Mode does)."""
+    async def deliver(self, kind: str, payload: dict, *, timeout: float, retry_attempt: int = 0,
+                      retry_reason: str = "", envelope_id: str | None = None, connection: int | None = None) -> Ack:
+        """`envelope_id`: a redelivery keeps the first delivery's (as Slack's Socket Mode does).
+        `connection`: the number of the live Socket Mode connection to use (default: the newest)."""
         d = Delivery(envelope_id or uuid.uuid4().hex, kind, payload, self.mode, retry_attempt, retry_reason)
         self.deliveries.append(d)
-        d.ack = await (self._http(d, timeout) if d.mode == "http" else self._socket(d, timeout))
+        d.ack = await (self._http(d, timeout) if d.mode == "http" else self._socket(d, timeout, connection))
         return d.ack
 
-    async def _socket(self, d: Delivery, timeout: float) -> Ack:
+    async def _socket(self, d: Delivery, timeout: float, connection: int | None = None) -> Ack:
         envelope = {"envelope_id": d.id, "type": d.type, "payload": d.payload,
                     "accepts_response_payload": ACCEPTS_RESPONSE.get(d.type, d.kind == "view_submission"),
                     "retry_attempt": d.retry_attempt, "retry_reason": d.retry_reason}
         try:
-            fut = await self.socket.send(envelope, timeout)
+            fut = await self.socket.send(envelope, timeout, connection)
         except TimeoutError:
             return Ack(d, acked=False, extra={"error": "no Socket Mode connection (is the app running?)"})
         d.sent_at = time.monotonic()

@@ -101,13 +101,14 @@ class UserActions:
         block, el = _find_element(msg.get("blocks"), action_id, value, types, f"message {message_ts}")
         return await self._deliver_message_action(u, ch, msg, ephemeral, payloads.action(block, el, value), **kw)
 
-    async def _deliver_message_action(self, u, ch, msg, ephemeral, act, *, timeout=None, expect_ack=True) -> Ack:
+    async def _deliver_message_action(self, u, ch, msg, ephemeral, act, *, timeout=None, expect_ack=True,
+                                      connection=None) -> Ack:
         url = self.issue_response_url(u["id"], ch, msg["ts"], ephemeral)
         p = payloads.block_actions_on_message(u, ch, msg, act, self.ws.issue_trigger(u["id"]), url, ephemeral)
         state = self._message_states().get((u["id"], ch.id, msg["ts"]))
         if state:
             p["state"] = {"values": copy.deepcopy(state)}
-        return await self.deliver("interactive", p, timeout=timeout, expect_ack=expect_ack)
+        return await self.deliver("interactive", p, timeout=timeout, expect_ack=expect_ack, connection=connection)
 
     # --- views ----------------------------------------------------------------------------
     def _view_of(self, user: str, view_id: str) -> dict:

@@ -140,11 +140,13 @@ class SlackEmulator(UserActions, Reading):
 
     async def deliver(self, kind: str, payload: dict, *, timeout: float | None = None,
                       expect_ack: bool = True, retry_attempt: int = 0, retry_reason: str = "",
-                      envelope_id: str | None = None) -> Ack:
-        """Deliver a raw payload (kind: events_api | slash_commands | interactive) and wait for the ack."""
+                      envelope_id: str | None = None, connection: int | None = None) -> Ack:
+        """Deliver a raw payload (kind: events_api | slash_commands | interactive) and wait for the ack;
+        `connection` picks a live Socket Mode connection by number (default: the newest)."""
         timeout = timeout or self.ack_timeout
         ack = await self.dispatcher.deliver(kind, payload, timeout=timeout, retry_attempt=retry_attempt,
-                                            retry_reason=retry_reason, envelope_id=envelope_id)
+                                            retry_reason=retry_reason, envelope_id=envelope_id,
+                                            connection=connection)
         if expect_ack and not ack.acked:
             why = ack.extra.get("error") or (f"HTTP {ack.http_status}" if ack.http_status
                                              else f"no ack within {timeout}s")

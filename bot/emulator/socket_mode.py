@@ -22,6 +22,10 @@ class SocketModeHub:
         self.pending: dict[str, asyncio.Future] = {}       # envelope_id -> future(ack message)
         self.raw_acks: list[dict] = []                     # every ack message, with time received
         self._changed = asyncio.Event()
+        # Slack spreads an app's events over its connections: with `spread`, envelopes go to the
+        # live connections in turn instead of the newest one.
+        self.spread = False
+        self._turn = 0
 
     def issue_url(self, base_ws: str) -> str:
         ticket = uuid.uuid4().hex
@@ -85,9 +89,15 @@ class SocketModeHub:
                 pass
         return self.live[-1]
 
-    async def send(self, envelope: dict, connect_timeout: float) -> asyncio.Future:
-        """Send an envelope; return a future resolved with the app's ack message."""
+    async def send(self, envelope: dict, connect_timeout: float, connection: int | None = None) -> asyncio.Future:
+        """Send an envelope (to live connection number `connection`, if given); return a future
+        resolved with the app's ack message."""
         ws = await self.wait_connected(connect_timeout)
+        if connection is not None:
+            ws = self.live[connection]
+        elif self.spread:
+            self._turn += 1
+            ws = self.live[self._turn % len(self.live)]
         fut = asyncio.get_running_loop().create_future()
         self.pending[envelope["envelope_id"]] = fut
         await ws.send_str(json.dumps(envelope))

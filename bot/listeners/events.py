@@ -52,7 +52,7 @@ async def on_thread_reply(svc: Services, task_id: int, user: str, text: str, thr
         pending = await core.pending_interventions(task_id)
         if pending:
             await core.answer(pending[0].id, Answer(text=text), actor=user)
-        elif task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED) and core.is_running(task_id):
+        elif task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED):   # its agent may run in another process
             if not await core.follow_up(task_id, text, actor=user):
                 await tell(svc, user, f"The agent of {task.short_id} cannot take messages while it works; "
                                       "your reply was not delivered.", thread_ts=thread_ts)

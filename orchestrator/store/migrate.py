@@ -5,9 +5,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any fixed 64-bit number: the advisory lock that serializes upgrades of one PostgreSQL database.
+UPGRADE_LOCK = 0x7461736B70696E   # "taskpin"
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -25,6 +28,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several processes start at once on one database: the first upgrades, the others wait
+            # here and then find the schema at head. Released when this transaction ends.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         await conn.run_sync(_run)
 
 

@@ -28,6 +28,7 @@ from ..models import (
 )
 from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
+from .fence import FencedSession
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
 
 ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
@@ -98,7 +99,7 @@ def _intervention_view(row: InterventionRow) -> InterventionView:
 class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -191,6 +192,7 @@ class Store:
             input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
             cost_usd=row.cost_usd or 0.0, pending_interventions=pending, worktree=row.worktree,
             depends_on=tuple(row.depends_on or ()),
+            worker=row.worker,
         )
 
     async def transition(self, task_id: int, from_state: TaskState, to_state: TaskState, *, actor: str,

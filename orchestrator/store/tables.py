@@ -62,6 +62,8 @@ class TaskRow(Base):
     worktree: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The tasks this one waits for (ids), or None.
     depends_on: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    # The process (TASKPIN_WORKER_NAME) that runs or last ran the task; shown on its card.
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The next message for the agent when the task next starts (feedback after review).
     pending_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -191,3 +193,30 @@ class PolicyRuleRow(Base):
     intervention_id: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the question it answered
     removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LeaseRow(Base):
+    """A lease: who holds `key` (a running task, the board writer) until `expires_at`.
+    `token` grows by one on every acquisition: a write carrying an older token is fenced out."""
+
+    __tablename__ = "leases"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class JournalRow(Base):
+    """What crosses processes: an event or a command, in id order (NOTIFY carries the id only)."""
+
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

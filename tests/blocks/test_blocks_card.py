@@ -135,3 +135,10 @@ def test_a_waiting_card_says_what_it_waits_for_in_the_backlog_column():
     board = render_board([waiting, build_task(12, TaskState.IN_PROGRESS)], now=NOW)
     backlog = next(b for b in board["blocks"] if "Backlog" in json.dumps(b))
     assert "Backlog* (1)" in json.dumps(backlog) or "Backlog (1)" in json.dumps(backlog)
+
+
+def test_a_running_task_shows_the_worker_running_it_escaped():
+    text = _text(render_card(build_task(4, TaskState.BLOCKED, worker="gpu-box-2"), now=NOW))
+    assert "on gpu-box-2" in text
+    assert "on a&lt;b" in _text(render_card(build_task(4, TaskState.IN_PROGRESS, worker="a<b"), now=NOW))
+    assert "on gpu-box-2" not in _text(render_card(build_task(4, TaskState.COMPLETED, worker="gpu-box-2"), now=NOW))

@@ -2,13 +2,13 @@
 tasks.depends_on: the ids of the tasks a task waits for (state `waiting` needs no schema change)
 
 Revision ID: 0006
-Revises: 0004 (to be chained after 0005 when the coordination migration lands)
+Revises: 0005 (to be chained after 0005 when the coordination migration lands)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
