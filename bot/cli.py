@@ -167,6 +167,8 @@ def cmd_run(args) -> int:
         print(f"taskpin: not starting. Run `{check}` after fixing these.", file=sys.stderr)
         return 1
     core, slack, _ = load_settings()
+    if core is None or slack is None:   # the check above reported why
+        return 1
     from orchestrator import DatabaseInUse
 
     from .logging_setup import setup_logging

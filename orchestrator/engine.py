@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from . import retention
@@ -361,6 +362,8 @@ class Orchestrator(Scheduling):
     async def _approve_here(self, task: TaskView, actor: str) -> TaskView:
         repo = self.settings.repos.get(task.repo)
         action = on_approve_of(repo)
+        if repo is None:   # no longer configured: nothing to act on but the approval itself
+            return await self._approved_without_action(task, actor)
         if action is OnApprove.MERGE:
             checkouts = await asyncio.to_thread(self.workspaces.checked_out_at, repo.path, task.base_branch)
             if checkouts:
@@ -386,9 +389,15 @@ class Orchestrator(Scheduling):
             raise ActionRefused(why) from exc
         crash_point("approve.acted")
         task = await self.world.transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
-        if not self.settings.keep_worktrees and repo:
-            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
+        if not self.settings.keep_worktrees:
+            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path,
+                                    Path(task.worktree) if task.worktree else None)
         return task
+
+    async def _approved_without_action(self, task: TaskView, actor: str) -> TaskView:
+        task = await self.world.transition(task, S.APPROVING, actor=actor, reason="approving (none)")
+        return await self.world.transition(task, S.COMPLETED, actor=actor,
+                                           reason=approved_reason(OnApprove.NONE, task, None))
 
     async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:
         """awaiting_review -> failed, in one compare-and-set (nothing else happens)."""
