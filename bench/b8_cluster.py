@@ -117,7 +117,8 @@ class Fleet:
             except aiohttp.ClientError:
                 return False
         for name, proc, log, port in self.procs:
-            await wait_until(lambda: up(name, proc, log, port), timeout=60, interval=0.1)
+            await wait_until(lambda name=name, proc=proc, log=log, port=port: up(name, proc, log, port), timeout=60,
+                             interval=0.1)
 
     async def dispatcher(self) -> tuple[Orchestrator, PostgresCoordinator]:
         """A core here on the same database that runs no agents: it creates and dispatches."""
@@ -174,15 +175,15 @@ async def round_trips(agents: int, rounds: int) -> tuple[list[float], list[float
                     for k, task_id in enumerate(ids):
                         (root / f"go{k}" / f"go.{r}").touch()
                         try:
-                            posted = await wait_until(lambda: _question_ts(emu, roots[task_id], r), timeout=30)
+                            posted = await wait_until(lambda ts=roots[task_id], r=r: _question_ts(emu, ts, r), timeout=30)
                         except TimeoutError:
                             task = await core.get_task(task_id)
                             thread = [emu.text_of(m)[:80] for m in emu.thread(BOARD, roots[task_id])]
-                            logs = "\n".join(log.read_text()[-1500:] for _, _, log, _ in fleet.procs)
+                            logs = "\n".join(out.read_text()[-1500:] for _, _, out, _ in fleet.procs)
                             raise TimeoutError(f"agent {k} round {r}: task #{task_id} {task.state} on {task.worker}; "
                                                f"thread {thread}\n{logs}") from None
                         reply = await emu.user_message(OWNER, BOARD, "yes", thread_ts=roots[task_id], timeout=10)
-                        row = await wait_until(lambda: _row(log, task_id, r), timeout=30)
+                        row = await wait_until(lambda task_id=task_id, r=r: _row(log, task_id, r), timeout=30)
                         asked.append(posted - row["emit"])
                         replied.append(row["read"] - float(reply.message["ts"]))
                         await asyncio.sleep(1.2)

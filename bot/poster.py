@@ -62,12 +62,14 @@ class _Channel:
         self.wakeup = asyncio.Event()
         self.worker: asyncio.Task | None = None
 
-    def next_item(self) -> OutboxItem | None:
-        """The head of the thread whose most urgent waiting message is most urgent (then oldest)."""
+    def next_item(self, ready=None) -> OutboxItem | None:
+        """The head of the thread whose most urgent waiting message is most urgent (then oldest).
+        With `ready(item)`, a head its budget lets go now comes first: a question to post never
+        waits behind an edit that waits for chat.update's budget in another thread."""
         best, best_rank = None, None
         for queue in self.threads.values():
             if queue:
-                rank = (min(i.priority for i in queue), queue[0].id)
+                rank = (ready is not None and not ready(queue[0]), min(i.priority for i in queue), queue[0].id)
                 if best_rank is None or rank < best_rank:
                     best, best_rank = queue[0], rank
         return best
@@ -181,14 +183,12 @@ class ChannelPoster:
     async def _work(self, channel: str) -> None:
         ch = self._channels[channel]
         while True:
-            item = ch.next_item()
+            item = ch.next_item(ready=lambda i: self._budget_wait(ch, i) <= 0)
             if item is None:
                 ch.wakeup.clear()
                 await ch.wakeup.wait()
                 continue
-            wait = max(ch.not_before - time.monotonic(),
-                       ch.bucket.wait_time() if item.op == "post"
-                       else self.update_budget.wait_time(keep=self.update_budget.reserve))
+            wait = max(ch.not_before - time.monotonic(), self._budget_wait(ch, item))
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue        # something more urgent may have come meanwhile
@@ -204,6 +204,10 @@ class ChannelPoster:
             if done:
                 ch.pop(item)
                 ch.backoff.reset()
+
+    def _budget_wait(self, ch: _Channel, item: OutboxItem) -> float:
+        return (ch.bucket.wait_time() if item.op == "post"
+                else self.update_budget.wait_time(keep=self.update_budget.reserve))
 
     async def _send(self, ch: _Channel, item: OutboxItem) -> bool:
         """One attempt; True when the row is done (sent or failed for good)."""

@@ -474,6 +474,8 @@ class TaskRunner:
                 await self._to_review(outcome)
             else:
                 await self._to_failed(outcome)
+        except LeaseLost as exc:   # taken over while it ended: the new holder decides
+            log.warning("task #%s: %s; its outcome (%s) is not recorded here", self.task_id, exc, outcome.kind)
         except Exception:
             log.exception("task #%s: could not record the outcome %s", self.task_id, outcome)
         finally:

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ..store import Store
 from ..store.fence import Fence, LeaseLost
@@ -92,7 +93,10 @@ class PostgresCoordinator(Coordinator):
     def __init__(self, name: str, store: Store, url: str, *, poll_s: float = 5.0):
         super().__init__(name)
         self.store = store
-        self.engine = store.engine
+        # Its own small pool: leases and the journal outlive the store's engine at shutdown (the
+        # name lease is released after the core closed), and never wait behind the core's queries.
+        self.engine = create_async_engine(url, pool_size=3, max_overflow=10, pool_pre_ping=True)
+        self._closed = False
         self.poll_s = poll_s
         self.listener = Listener(asyncpg_dsn(url), CHANNEL, self._on_notify)
         self._cursor = 0
@@ -111,12 +115,17 @@ class PostgresCoordinator(Coordinator):
         await self.listener.start()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self._flush_outgoing()
-        for task in (self._reader, self._writer):
-            if task:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self._reader, self._writer) if t), return_exceptions=True)
-        await self.listener.close()
+        tasks = [t for t in (self._reader, self._writer) if t]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        await asyncio.wait_for(self.listener.close(), 5)
+        await self.engine.dispose()
 
     # ---- leases ------------------------------------------------------------------------
 

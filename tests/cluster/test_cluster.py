@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import time
 
 from bot.emulator.blockkit import iter_elements
@@ -255,3 +256,41 @@ async def test_the_same_click_delivered_to_both_slack_processes_has_one_effect(e
     assert len([m for m in emu.messages(BOARD) if "dispatched by" in emu.text_of(m)]) == 1
     assert not [e for e in emu.ws.ephemerals if "already" in json.dumps(e)], "the second click was refused aloud"
     assert ["dropped a redelivery" in p.text() for p in (first, second)].count(True) == 1
+
+
+async def test_a_worker_frozen_past_its_lease_is_fenced_out_when_it_wakes(emu, cluster_factory):
+    """SIGSTOP a worker (a long GC pause, a partition) until the other takes its task over; when
+    it wakes, its run finds the agent gone and would fail the task: the fence refuses that write."""
+    cluster = cluster_factory({"asker": ASKER})
+    w1 = cluster.start("worker", "w1", **FAST_LEASES)
+    w2 = cluster.start("worker", "w2", **FAST_LEASES)
+    await started(cluster, w1, w2)
+    async with Dispatcher(cluster) as core:
+        [task_id] = await dispatch_all(core, 1, "asker")
+        first = await wait_for(lambda: state_of(core, task_id, S.BLOCKED), 30, "blocked", cluster)
+        frozen = cluster.by_name(first.worker)
+        other = "w2" if first.worker == "w1" else "w1"
+        frozen.popen.send_signal(signal.SIGSTOP)
+        try:
+            taken = await wait_for(lambda: _blocked_on(core, task_id, other), 30, "taken over", cluster)
+        finally:
+            frozen.popen.send_signal(signal.SIGCONT)
+        await wait_for(lambda: "is not recorded here" in frozen.text() or "lost task:" in frozen.text(), 20,
+                       "the woken worker notices", cluster)
+        await asyncio.sleep(1)
+        now = await core.get_task(task_id)
+        assert (now.state, now.worker) == (S.BLOCKED, other), (now, cluster.logs())
+        assert now.version == taken.version or not [t for t in await core.history(task_id)
+                                                     if t.to_state is S.FAILED]
+        await wait_for(lambda: len(agent_processes(task_id)) == 1, 10, "one agent", cluster)
+    assert "Traceback" not in cluster.logs()
+
+
+async def state_of(core, task_id, state):
+    task = await core.get_task(task_id)
+    return task if task.state is state else None
+
+
+async def _blocked_on(core, task_id, worker):
+    task = await core.get_task(task_id)
+    return task if task.state is S.BLOCKED and task.worker == worker else None

@@ -1,0 +1,27 @@
+"""The outbox poster's choice of the next message: per thread in order, the most urgent thread
+first, and a message whose budget lets it go now before one that must wait for its own."""
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timezone
+
+from bot.poster import Priority, _Channel
+from orchestrator.outbox import OutboxItem, OutboxStatus
+
+
+def item(item_id: int, thread: str, op: str) -> OutboxItem:
+    return OutboxItem(id=item_id, channel="C1", thread=thread, key=None, kind="intervention", op=op,
+                      priority=Priority.INTERVENTION, parent=None, payload={}, status=OutboxStatus.PENDING,
+                      maybe_sent=False, attempts=0, ref=None, error=None, created_at=datetime.now(timezone.utc))
+
+
+def test_a_question_to_post_does_not_wait_behind_an_edit_waiting_for_chat_update_budget():
+    channel = _Channel(rate=1.0, burst=3)
+    edit, question = item(1, "task:1", "update"), item(2, "task:2", "post")
+    channel.threads = {"task:1": deque([edit]), "task:2": deque([question])}
+    assert channel.next_item() is edit                                         # oldest first...
+    assert channel.next_item(ready=lambda i: i.op == "post") is question      # ...unless it must wait
+    assert channel.next_item(ready=lambda i: False) is edit                   # nothing ready: the oldest
+    later = item(3, "task:2", "post")
+    channel.threads = {"task:2": deque([item(2, "task:2", "update"), later])}
+    assert channel.next_item(ready=lambda i: i.op == "post").id == 2          # a thread keeps its order
