@@ -1,18 +1,20 @@
-"""python3 -m bench [--quick] [--only NAME ...] [--out PATH]: run the benchmarks, print a table,
-write results.json."""
+"""python3 -m bench [--quick] [--only NAME ...] [--out PATH] [--database-url URL]: run the benchmarks,
+print a table, write results.json (SQLite by default; --database-url postgresql+asyncpg://... runs every
+benchmark on PostgreSQL, each stack in a database of its own)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 import time
 import traceback
 from pathlib import Path
 
-import importlib
+from . import stores
 from .harness import Figure, progress
-from .results import write
+from .results import load_average, write
 
 BENCHMARKS = {"board": "b1_board", "intervention": "b2_intervention", "ack": "b3_ack", "ingest": "b4_ingest",
               "dispatch": "b5_dispatch", "memory": "b6_memory", "startup": "b7_startup",
@@ -41,6 +43,12 @@ async def main(names: list[str], quick: bool, out: Path) -> int:
     results: dict[str, list[Figure]] = {}
     errors: dict[str, str] = {}
     started = time.monotonic()
+    problem = await stores.unreachable()
+    if problem:
+        print(f"python3 -m bench: {problem}", file=sys.stderr)
+        return 2
+    load_at_start = load_average()
+    progress(f"store: {stores.store_name()}; load average at the start: {load_at_start}")
     for name in names:
         progress(f"== {name} ({'quick' if quick else 'full'})")
         t = time.monotonic()
@@ -51,7 +59,8 @@ async def main(names: list[str], quick: bool, out: Path) -> int:
             print(errors[name], file=sys.stderr)
         progress(f"== {name} done in {time.monotonic() - t:.1f}s")
     print(table(results))
-    write(out, results, quick=quick, elapsed_s=time.monotonic() - started, errors=errors)
+    write(out, results, quick=quick, elapsed_s=time.monotonic() - started, errors=errors,
+          store=stores.store_name(), load_at_start=load_at_start)
     print(f"\nwrote {out}" + (f"; FAILED to run: {', '.join(errors)}" if errors else ""))
     return 1 if errors else 0
 
@@ -62,6 +71,14 @@ if __name__ == "__main__":
     parser.add_argument("--only", action="append", choices=list(BENCHMARKS), metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="run on PostgreSQL: a postgresql+asyncpg:// URL of an existing database on the server "
+                             "(e.g. .../postgres); each benchmark stack creates and drops a database of its own")
     args = parser.parse_args()
+    if args.database_url:
+        problem = stores.check_server_url(args.database_url)
+        if problem:
+            parser.error(problem)
+        stores.SERVER_URL = args.database_url
     logging.basicConfig(level=logging.CRITICAL)
     sys.exit(asyncio.run(main(args.only or list(BENCHMARKS), args.quick, args.out)))

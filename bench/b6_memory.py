@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.emulator import SlackEmulator
 
 from .harness import Figure, make_repo, progress
+from .stores import fresh_database
 
 NAME = "memory"
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,26 +24,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def child_rss(emu: SlackEmulator, tasks: int, steps: list[int]) -> list[tuple[int, float]]:
     with tempfile.TemporaryDirectory(prefix="taskpin-bench-mem-") as tmp:
-        cfg = {"root": tmp, "repo": str(make_repo(Path(tmp) / "repo")), "tasks": tasks, "bot_token": emu.bot_token,
-               "app_token": emu.app_token, "api_url": emu.api_url}
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.child", json.dumps(cfg), cwd=ROOT,
-                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        points = []
-        try:
-            for i, step in enumerate(steps):
-                if i:
-                    proc.stdin.write(f"dispatch {step - steps[i - 1]}\n".encode())
-                    await proc.stdin.drain()
-                row = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=120))
-                points.append((row["sessions"], row["rss_mb"]))
-            proc.stdin.write(b"quit\n")
-            await proc.stdin.drain()
-            await asyncio.wait_for(proc.wait(), timeout=30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        return points
+        async with fresh_database(Path(tmp)) as database_url:
+            return await _measure(emu, tasks, steps, tmp, database_url)
+
+
+async def _measure(emu: SlackEmulator, tasks: int, steps: list[int], tmp: str, database_url: str):
+    cfg = {"database_url": database_url, "root": tmp, "repo": str(make_repo(Path(tmp) / "repo")), "tasks": tasks,
+           "bot_token": emu.bot_token, "app_token": emu.app_token, "api_url": emu.api_url}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.child", json.dumps(cfg), cwd=ROOT,
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    points = []
+    try:
+        for i, step in enumerate(steps):
+            if i:
+                proc.stdin.write(f"dispatch {step - steps[i - 1]}\n".encode())
+                await proc.stdin.drain()
+            row = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=120))
+            points.append((row["sessions"], row["rss_mb"]))
+        proc.stdin.write(b"quit\n")
+        await proc.stdin.drain()
+        await asyncio.wait_for(proc.wait(), timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return points
 
 
 def slope(points: list[tuple[int, float]]) -> float:

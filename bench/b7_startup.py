@@ -11,7 +11,19 @@ from pathlib import Path
 from bot.emulator import SlackEmulator
 from bot.runtime import Runtime
 
-from .harness import Figure, core_settings, make_repo, ms, pct, progress, seed_tasks, slack_settings, wait_until, agent
+from .harness import (
+    Figure,
+    agent,
+    core_settings,
+    make_repo,
+    ms,
+    pct,
+    progress,
+    seed_tasks,
+    slack_settings,
+    wait_until,
+)
+from .stores import fresh_database
 
 NAME = "startup"
 
@@ -19,9 +31,10 @@ NAME = "startup"
 async def restarts(tasks: int, samples: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="taskpin-bench-start-") as tmp:
         root = Path(tmp)
-        settings = core_settings(root, make_repo(root / "repo"), {"starter": agent("starter")})
-        await seed_tasks(settings, tasks)
-        async with SlackEmulator(rate_limits=True) as emu:
+        async with fresh_database(root) as database_url, SlackEmulator(rate_limits=True) as emu:
+            settings = core_settings(root, make_repo(root / "repo"), {"starter": agent("starter")},
+                                     database_url=database_url)
+            await seed_tasks(settings, tasks)
             times = []
             for i in range(samples + 1):
                 t = time.perf_counter()

@@ -22,7 +22,8 @@ def say(**kw) -> None:
 
 
 async def main(cfg: dict) -> None:
-    settings = core_settings(Path(cfg["root"]), Path(cfg["repo"]), {"starter": agent("starter")})
+    settings = core_settings(Path(cfg["root"]), Path(cfg["repo"]), {"starter": agent("starter")},
+                             database_url=cfg["database_url"])
     if cfg["tasks"]:
         await seed_tasks(settings, cfg["tasks"])
     emu = SimpleNamespace(bot_token=cfg["bot_token"], app_token=cfg["app_token"], api_url=cfg["api_url"])

@@ -18,6 +18,8 @@ from bot.runtime import Runtime
 from bot.settings import SlackSettings
 from orchestrator import Orchestrator, Settings
 
+from .stores import fresh_database
+
 BOARD, OWNER = "C_BOARD", "U_OWNER"
 AGENTS = Path(__file__).resolve().parent / "agents"
 _T0 = time.monotonic()
@@ -129,8 +131,8 @@ async def stack(agents: dict, *, tasks: int = 0, files: int = 1, slack: dict | N
     with tempfile.TemporaryDirectory(prefix="taskpin-bench-") as tmp:
         root = Path(tmp)
         repo = make_repo(root / "repo", files)
-        async with SlackEmulator(rate_limits=True) as emu:
-            settings = core_settings(root, repo, agents, **core)
+        async with SlackEmulator(rate_limits=True) as emu, fresh_database(root) as database_url:
+            settings = core_settings(root, repo, agents, **{"database_url": database_url, **core})
             if tasks:
                 await seed_tasks(settings, tasks)
             runtime = await Runtime.start(settings, slack_settings(emu, **(slack or {})))

@@ -26,12 +26,30 @@ def commit() -> str | None:
         return None
 
 
-def write(path: Path, results: dict[str, list], *, quick: bool, elapsed_s: float, errors: dict[str, str]) -> None:
-    doc = {
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: on a shared machine, read the figures with these."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def write(path: Path, results: dict[str, list], *, quick: bool, elapsed_s: float, errors: dict[str, str],
+          store: str = "sqlite", load_at_start: list[float] | None = None) -> None:
+    """The run's figures at the top level, and under `stores` with the other store's last run
+    (kept from the file), so one file holds SQLite and PostgreSQL side by side."""
+    run = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": commit(), "quick": quick, "elapsed_s": round(elapsed_s, 1), "machine": machine(),
+        "git_commit": commit(), "quick": quick, "elapsed_s": round(elapsed_s, 1), "store": store,
+        "load_average_at_start": load_at_start, "load_average_at_end": load_average(),
         "benchmarks": {name: [{**asdict(f), "met": f.met} for f in figures] for name, figures in results.items()},
         "errors": errors,
     }
+    stores = {}
+    if path.exists():
+        try:
+            stores = json.loads(path.read_text()).get("stores") or {}
+        except (ValueError, AttributeError):
+            stores = {}
+    stores = {name: other for name, other in stores.items() if name != store and other.get("quick") == quick}
+    stores[store] = run
+    doc = {**run, "machine": machine(), "stores": dict(sorted(stores.items()))}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")

@@ -12,12 +12,13 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator import AgentOutput, Orchestrator
+from orchestrator import AgentOutput, Orchestrator, Subscription
 
 from .blocks.board import render_board
 from .budget import Backoff, MethodBudget
@@ -48,7 +49,7 @@ class BoardSync:
         self._ratelimited_until = 0.0
         self._last_digest: str | None = None
         self._loop_task: asyncio.Task | None = None
-        self._sub = None
+        self._sub: Subscription | None = None
         # Repairs the loop owes the board; each stays set until Slack accepted it, so a 429 or a
         # network error in the middle only postpones it.
         self._located = False         # the stored board message was checked (or there was none)
@@ -101,7 +102,7 @@ class BoardSync:
     async def render(self) -> dict:
         tasks = await self.core.list_tasks()
         urls = await thread_urls(self.core)
-        return render_board(tasks, now=datetime.now(timezone.utc), thread_urls=urls, home_hint=self.home_hint,
+        return render_board(tasks, now=datetime.now(UTC), thread_urls=urls, home_hint=self.home_hint,
                             pull_request_urls=await self.core.pull_requests.urls())
 
     async def ensure_board(self) -> None:
@@ -150,7 +151,8 @@ class BoardSync:
     async def _ensure_pinned(self) -> None:
         try:
             response = await self.client.pins_list(channel=self.channel)
-            pinned = {item.get("message", {}).get("ts") for item in response.get("items", [])}
+            items: list[dict[str, Any]] = response.get("items", [])
+            pinned = {item.get("message", {}).get("ts") for item in items}
         except SlackApiError as exc:
             if _transient(exc):
                 self._repin = True      # cannot tell: pinning again is harmless (already_pinned)
@@ -261,6 +263,9 @@ class BoardSync:
 
     async def _naive_update(self) -> None:
         """Benchmark baseline: one chat.update per event, no coalescing."""
+        if self.ts is None:   # not posted yet (callers check _located): the loop posts it
+            self.mark_dirty()
+            return
         payload = await self.render()
         self.updates += 1
         try:

@@ -45,7 +45,7 @@ class MethodBudget(TokenBucket):
 
     async def acquire_spare(self) -> None:
         """For callers other than the board: wait until a token is free beyond the reserve."""
-        while (wait := self.wait_time(keep=self.reserve)) > 0:
+        while (wait := self.wait_time(keep=self.reserve)) > 0:  # noqa: ASYNC110 - the bucket's computed wait for its next token, not a poll
             await asyncio.sleep(wait)
         self.take()
 

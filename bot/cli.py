@@ -30,7 +30,8 @@ def _validation_problems(exc: ValidationError, prefix: str = "TASKPIN_") -> list
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         where = loc if "." in loc else f"{prefix}{loc.upper()}"
-        problems.append(Problem(where, err["msg"], "fix the value in the environment, .env or taskpin.toml"))
+        problems.append(Problem(where, err["msg"].removeprefix("Value error, "),
+                                "fix the value in the environment, .env or taskpin.toml"))
     return problems
 
 
@@ -94,6 +95,11 @@ def one_line(exc: BaseException) -> str:
 
 
 def print_problems(problems: list[Problem]) -> None:
+    for warning in (p for p in problems if p.warning):
+        print(f"  - {warning}", file=sys.stderr)
+    problems = [p for p in problems if not p.warning]
+    if not problems:
+        return
     print(f"taskpin: {len(problems)} configuration problem{'s' if len(problems) != 1 else ''}:", file=sys.stderr)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
@@ -125,10 +131,10 @@ async def _check(include_slack: bool = True, online: bool = True, for_run: bool 
 
 def cmd_check(args) -> int:
     problems = asyncio.run(_check(include_slack=not args.core_only, online=not args.offline, role=args.role))
-    if problems:
-        print_problems(problems)
+    print_problems(problems)
+    if any(not p.warning for p in problems):
         return 1
-    print("taskpin: configuration OK")
+    print("taskpin: configuration OK" + (" (see the warnings above)" if problems else ""))
     return 0
 
 
@@ -155,12 +161,14 @@ def cmd_db(args) -> int:
 
 def cmd_run(args) -> int:
     problems = asyncio.run(_check(for_run=True, role=args.role))
-    if problems:
-        print_problems(problems)
+    print_problems(problems)
+    if any(not p.warning for p in problems):
         check = "taskpin check" + (f" --role {args.role}" if args.role != "all" else "")
         print(f"taskpin: not starting. Run `{check}` after fixing these.", file=sys.stderr)
         return 1
     core, slack, _ = load_settings()
+    if core is None or slack is None:   # the check above reported why
+        return 1
     from orchestrator import DatabaseInUse
 
     from .logging_setup import setup_logging

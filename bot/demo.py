@@ -1,8 +1,10 @@
 """`taskpin demo`: the whole flow offline, printed as text.
 
 A local Slack emulator, a throwaway git repository, the demo agent and the real bot: a
-user creates a task, dispatches it, the agent asks a question in the task thread, a
-stranger's reply is refused, the owner answers, the work lands in review, and is approved.
+user creates a task, dispatches it, the repository's approval policy allows the agent's
+`ls docs` without asking, the agent asks a question in the task thread, a
+stranger's reply is refused, the owner answers, the work lands in review, and is approved;
+a second task dispatched "after #1" waits, then starts by itself when #1 completes.
 """
 from __future__ import annotations
 
@@ -47,8 +49,8 @@ class Narrator:
         return _plain(self.emu.text_of(self.board()))
 
     def board(self) -> dict:
-        [pinned] = self.emu.pinned(BOARD)
-        return self.emu.message(BOARD, pinned["ts"])
+        [pinned] = self.emu.pinned(BOARD)   # a copy of the board message as it is now
+        return pinned
 
     def show_board(self) -> None:
         self.show("📌 pinned board in #taskpin", self.board())
@@ -92,8 +94,10 @@ def _plain(line: str) -> str:
     """Slack mrkdwn to terminal text: entities decoded, mentions readable."""
     for user, name in NAMES.items():
         line = line.replace(f"<@{user}>", f"@{name}")
-    line = re.sub(r"<(?:https?|slack)://[^|>]+\|([^>]+)>", r"\1", line).replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return line
+    line = re.sub(r"<(?:https?|slack)://[^|>]+\|([^>]+)>", r"\1", line)
+    # bold markers go; a * inside `code` (a policy rule's glob) stays
+    line = "`".join(part if i % 2 else part.replace("*", "") for i, part in enumerate(line.split("`")))
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def demo_repo(root: Path) -> Path:
@@ -107,14 +111,18 @@ def demo_repo(root: Path) -> Path:
     return path
 
 
-def demo_agent(pause: float) -> dict:
-    """The demo agent's configuration: asks one question, writes CONTRIBUTING.md."""
-    return {"kind": "command", "command": [sys.executable, str(Path(__file__).with_name("demo_agent.py")), str(pause)]}
+def demo_agent(pause: float, *, list_docs: bool = False, mode: str = "") -> dict:
+    """The demo agent's configuration: asks one question, writes CONTRIBUTING.md; with
+    `list_docs`, first asks to run `ls docs` (which the demo's policy allows); mode
+    "link-guide": only adds a line to README.md."""
+    argv = [sys.executable, str(Path(__file__).with_name("demo_agent.py")), str(pause)]
+    return {"kind": "command", "command": argv + (["list-docs"] if list_docs else []) + ([mode] if mode else [])}
 
 
 def emulator_slack_settings(emu: SlackEmulator) -> SlackSettings:
     """The bot's Slack settings for a local emulator: Socket Mode, a quick board."""
-    return SlackSettings(_env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
+    return SlackSettings(
+                         _env_file=None, SLACK_BOT_TOKEN=emu.bot_token, SLACK_APP_TOKEN=emu.app_token,
                          SLACK_API_URL=emu.api_url, TASKPIN_BOARD_CHANNEL=BOARD, TASKPIN_HTTP_HOST="127.0.0.1",
                          TASKPIN_HTTP_PORT=0, TASKPIN_BOARD_SYNC_INTERVAL_S=0.3)
 
@@ -127,10 +135,13 @@ async def run_demo(fast: bool = False) -> int:
             settings = Settings(
                 _env_file=None, database_url=f"sqlite+aiosqlite:///{root / 'demo.db'}",
                 workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main"}},
-                agents={"demo-agent": demo_agent(0.1 if fast else 0.8)},
+                repos={"demo": {"path": str(demo_repo(root)), "base_branch": "main",
+                                "policy": ["allow Read", "allow Bash(ls *)", "deny Bash(rm -rf *)"]}},
+                agents={"demo-agent": demo_agent(0.1 if fast else 0.8, list_docs=True),
+                        "demo-helper": demo_agent(0.1, mode="link-guide")},
                 default_repo="demo", default_agent="demo-agent")
-            runtime = await Runtime.start(settings, emulator_slack_settings(emu))
+            slack = emulator_slack_settings(emu).model_copy(update={"output_summary_interval_s": 0.3})
+            runtime = await Runtime.start(settings, slack)
             try:
                 await emu.wait_socket()
                 await _story(Narrator(emu, pause), emu, runtime)
@@ -156,9 +167,22 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
     await n.step("alice clicks Dispatch on the card")
     await emu.click_button(OWNER, BOARD, n.board()["ts"], make_action_id(ActionId.DISPATCH, task.id), str(task.id))
     await _until_state(core, task.id, TaskState.BLOCKED)
-    await emu.wait_for(lambda: len(n.thread()[1]) >= 2, timeout=10)
+    # The agent's `ls docs` was allowed by the repository's policy: only the digest says so.
+    await emu.wait_for(lambda: any("approval policy" in emu.text_of(m) for m in n.thread()[1]), timeout=10)
+    await emu.wait_for(lambda: len(n.thread()[1]) >= 3, timeout=10)
     seen_thread = n.show_thread()
     await emu.wait_for(lambda: "Blocked (1)" in n.board_text(), timeout=5)
+    n.show_board()
+
+    await n.step(f"alice types: /task agent=demo-helper Link the guide from the README after #{task.id}, "
+                 "and dispatches it")
+    await emu.slash_command(OWNER, "/task", f"agent=demo-helper Link the guide from the README after #{task.id}")
+    follow = await _new_task(core, after=task.id)
+    await emu.wait_for(lambda: f"#{follow.id}" in n.board_text(), timeout=5)
+    await emu.click_button(OWNER, BOARD, n.board()["ts"], make_action_id(ActionId.DISPATCH, follow.id),
+                           str(follow.id))
+    await _until_state(core, follow.id, TaskState.WAITING)
+    await emu.wait_for(lambda: f"waits for #{task.id}" in n.board_text(), timeout=5)
     n.show_board()
 
     thread_ts, _ = n.thread()
@@ -184,8 +208,19 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
     await emu.wait_for(lambda: "completed" in emu.text_of(n.thread()[1][-1]), timeout=10)
     n.show_thread(seen_thread)
     await emu.wait_for(lambda: "Completed (1)" in n.board_text(), timeout=5)
+    await n.step(f"#{task.id} completed, the last task #{follow.id} waited for: taskpin dispatched it by itself")
+    await _until_state(core, follow.id, TaskState.AWAITING_REVIEW)
+    await emu.wait_for(lambda: "Awaiting review (1)" in n.board_text(), timeout=5)
     n.show_board()
     n.show_ephemeral(OWNER, seen_owner)
+
+
+async def _new_task(core, after: int):
+    async def created():
+        while not (found := [t for t in await core.list_tasks() if after in t.depends_on]):  # noqa: ASYNC110 - the demo narrates by polling the core it drives
+            await asyncio.sleep(0.05)
+        return found[0]
+    return await asyncio.wait_for(created(), 10)
 
 
 async def _click_option(emu: SlackEmulator, message: dict, label: str):
@@ -198,6 +233,6 @@ async def _click_option(emu: SlackEmulator, message: dict, label: str):
 
 async def _until_state(core, task_id: int, state: TaskState, timeout: float = 20) -> None:
     async def reached():
-        while (await core.get_task(task_id)).state is not state:
+        while (await core.get_task(task_id)).state is not state:  # noqa: ASYNC110 - the demo narrates by polling the core it drives
             await asyncio.sleep(0.05)
     await asyncio.wait_for(reached(), timeout)

@@ -8,9 +8,10 @@ cards with the same buttons, so an interactive element's action_id is
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, Sequence
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 ACTION_ID_MAX = 255
@@ -27,6 +28,7 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 class ActionId(StrEnum):
     # Task card buttons: value = task id.
     DISPATCH = "task_dispatch"
+    DISPATCH_ANYWAY = "task_dispatch_anyway"     # a waiting task: start it without its dependencies
     CANCEL = "task_cancel"
     RETRY = "task_retry"
     APPROVE = "task_approve"
@@ -37,6 +39,7 @@ class ActionId(StrEnum):
     ANSWER_SELECT = "intervention_select"          # static_select when there are too many options
     ANSWER_CHECKBOXES = "intervention_checkboxes"  # multi-select toggles: ack only, read on submit
     ANSWER_SUBMIT = "intervention_submit"          # value = intervention id; read state.values
+    ANSWER_ALWAYS = "intervention_always"          # value = intervention id: allow, and add a policy rule
     # Home tab.
     HOME_PAGE = "home_page"                        # value = page number to show
     OPEN_CREATE_MODAL = "home_create_task"
@@ -58,6 +61,7 @@ class InputId(StrEnum):
     REPO = "repo"
     AGENT = "agent"
     BASE_BRANCH = "base_branch"
+    DEPENDS_ON = "depends_on"
     FEEDBACK = "feedback"
 
 
@@ -98,7 +102,8 @@ def task_id_from_value(value: object) -> int:
 
 
 class _HasId(Protocol):
-    id: str
+    @property
+    def id(self) -> str: ...
 
 
 @dataclass(frozen=True)

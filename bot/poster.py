@@ -76,7 +76,9 @@ class _Channel:
 
     def replace(self, item: OutboxItem) -> None:
         queue = self.threads.get(item.thread)
-        for i, old in enumerate(queue or ()):
+        if queue is None:
+            return
+        for i, old in enumerate(queue):
             if old.id == item.id:
                 queue[i] = item
                 return
@@ -143,10 +145,11 @@ class ChannelPoster:
                                parent=parent, coalesce=coalesce)
 
     async def update(self, channel: str, thread: str, payload: dict[str, Any], *, kind: str, priority: Priority,
-                     key: str | None = None, parent: str | None = None) -> OutboxItem:
-        """Record a chat.update of the message `parent` names (or of payload["ts"])."""
+                     key: str | None = None, parent: str | None = None, coalesce: bool = False) -> OutboxItem:
+        """Record a chat.update of the message `parent` names (or of payload["ts"]); with
+        `coalesce`, it replaces an edit of the same kind still waiting in that thread."""
         return await self._add(channel, thread, payload, kind=kind, op="update", priority=priority, key=key,
-                               parent=parent)
+                               parent=parent, coalesce=coalesce)
 
     async def _add(self, channel: str, thread: str, payload: dict, **fields) -> OutboxItem:
         async with self._lock:
@@ -304,7 +307,8 @@ class ChannelPoster:
         if item.error and item.error.startswith("refused:"):
             return await self._give_up(ch, item, f"{failure.reason}, also as plain text")
         note = f"refused: {failure.reason}; sent as plain text"
-        payload = {"text": plain_fallback(item.payload), "blocks": [] if item.op == "update" else None}
+        payload: dict[str, Any] = {"text": plain_fallback(item.payload),
+                                   "blocks": [] if item.op == "update" else None}
         payload = {k: v for k, v in payload.items() if v is not None}
         for keep in ("ts", "thread_ts", "metadata"):
             if keep in item.payload:

@@ -7,6 +7,7 @@ from .blocks.text import escape_mrkdwn, user_mention
 
 _STATE_WORDS = {
     TaskState.BACKLOG: "in the backlog",
+    TaskState.WAITING: "waiting for the tasks it depends on (Dispatch anyway starts it now)",
     TaskState.QUEUED: "already dispatched (waiting for a session slot)",
     TaskState.IN_PROGRESS: "already running",
     TaskState.BLOCKED: "running (waiting for an answer)",

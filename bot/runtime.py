@@ -71,10 +71,14 @@ class Runtime:
         node = await Node.open(core_settings, role)
         core = node.core
         health = SlackHealth()
+        if slack.bot_token is None:
+            raise ValueError("SLACK_BOT_TOKEN is not set")   # taskpin check stops this before start
         token, url = slack.bot_token.get_secret_value(), slack.api_base_url
-        options = dict(health=health, timeout_s=slack.slack_timeout_s, backoff_s=slack.slack_retry_base_s / 2)
-        client = make_client(token, url, retry_rate_limits=True, **options)
-        paced = make_client(token, url, retry_rate_limits=False, **options)
+        timeout_s, backoff_s = slack.slack_timeout_s, slack.slack_retry_base_s / 2
+        client = make_client(token, url, retry_rate_limits=True, health=health, timeout_s=timeout_s,
+                             backoff_s=backoff_s)
+        paced = make_client(token, url, retry_rate_limits=False, health=health, timeout_s=timeout_s,
+                            backoff_s=backoff_s)
         surface = Surface(core, slack, client, paced, team_url=lambda: health.team_url)
         svc = Services(core=core, settings=slack, client=client, board=surface.board, threads=surface.threads)
         surface.svc = svc
@@ -101,7 +105,7 @@ class Runtime:
         slack = self.svc.settings
         web_app = web.Application()
         web_app.router.add_get("/healthz", self._healthz)
-        if slack.socket_mode:
+        if slack.socket_mode and slack.app_token is not None:
             self.socket = GatedSocketModeHandler(self.app, slack.app_token.get_secret_value(), self.gate,
                                                  logger=socket_mode_logger(),
                                                  ping_interval=slack.socket_ping_interval_s)
@@ -112,7 +116,9 @@ class Runtime:
         await self.web_runner.setup()
         site = web.TCPSite(self.web_runner, slack.http_host, slack.http_port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        # aiohttp keeps the listening server here; the port asked for may have been 0 (any)
+        sockets = getattr(site._server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else slack.http_port
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         if self.gate.unsigned(request, await request.text()):   # before bolt: see bot/gate.py
@@ -209,6 +215,7 @@ async def serve(core_settings: Settings, slack: SlackSettings, role: Role | str 
     for sig in (signal.SIGINT, signal.SIGTERM):   # before starting: a stop during start-up is not lost
         loop.add_signal_handler(sig, stop.set)
     role = Role(role)
+    runtime: WorkerRuntime | Runtime
     if role is Role.WORKER:
         runtime = await WorkerRuntime.start(core_settings, slack)
     else:

@@ -3,7 +3,7 @@
 Tokens are SecretStr: they never print."""
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, AliasPath, Field, SecretStr
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orchestrator.check import Problem
@@ -64,7 +64,7 @@ class SlackSettings(BaseSettings):
 
 def env_aliases() -> list[str]:
     """Every environment variable SlackSettings reads (SLACK_BOT_TOKEN, TASKPIN_BOARD_CHANNEL...)."""
-    names: list[str] = []
+    names: list[str | AliasPath | None] = []
     for field in SlackSettings.model_fields.values():
         alias = field.validation_alias
         names += list(alias.choices) if isinstance(alias, AliasChoices) else [alias]
@@ -131,7 +131,7 @@ def check_slack(settings: SlackSettings) -> list[Problem]:
                                 "channel's details in Slack; the id is at the bottom), and invite the bot there"))
     elif "TASKPIN_BOARD_CHANNEL" in placeholders:
         pass
-    elif not settings.board_channel[:1] in ("C", "G") or not settings.board_channel.isalnum():
+    elif settings.board_channel[:1] not in ("C", "G") or not settings.board_channel.isalnum():
         problems.append(Problem("TASKPIN_BOARD_CHANNEL", f"{settings.board_channel!r} is not a channel id",
                                 "use the channel's id (C0123456789), not its #name"))
     if not settings.api_url.startswith(("https://", "http://")):

@@ -6,8 +6,6 @@ never appear in a problem: only Slack's error codes and the settings' names do.
 """
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -48,7 +46,9 @@ class Unreachable(Exception):
 async def check_slack_api(settings: SlackSettings, *, timeout: float = TIMEOUT_S) -> list[Problem]:
     """The problems Slack itself reports; [] when everything taskpin needs is in place."""
     bot = settings.bot_token.get_secret_value() if settings.bot_token else ""
-    client = AsyncWebClient(token=bot, base_url=settings.api_base_url, timeout=timeout, retry_handlers=[])
+    # slack_sdk annotates timeout as int; it is aiohttp's ClientTimeout(total=...), float seconds
+    client = AsyncWebClient(token=bot, base_url=settings.api_base_url, timeout=timeout,  # type: ignore[arg-type]
+                            retry_handlers=[])
     try:
         auth = await _call(settings, client.auth_test())
     except Unreachable as exc:
@@ -61,8 +61,9 @@ async def check_slack_api(settings: SlackSettings, *, timeout: float = TIMEOUT_S
         if settings.board_channel:
             problems += await _channel_problems(settings, client, settings.board_channel, bot_name,
                                                 scopes_named=bool(problems))
-        if settings.socket_mode:
-            app = AsyncWebClient(base_url=settings.api_base_url, timeout=timeout, retry_handlers=[])
+        if settings.socket_mode and settings.app_token is not None:   # socket_mode: an app token is set
+            app = AsyncWebClient(base_url=settings.api_base_url, timeout=timeout,  # type: ignore[arg-type]
+                                 retry_handlers=[])
             try:
                 await _call(settings, app.apps_connections_open(app_token=settings.app_token.get_secret_value()))
             except SlackApiError as exc:
@@ -84,7 +85,7 @@ async def _call(settings: SlackSettings, request) -> AsyncSlackResponse:
             raise
         raise Unreachable(Problem("SLACK_API_URL", f"{url} answers HTTP {exc.response.status_code} without a "
                                   "Slack Web API answer", fix + "; if it is Slack, see status.slack.com")) from None
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         raise Unreachable(Problem("SLACK_API_URL", f"{url} did not answer within {TIMEOUT_S:g}s", fix)) from None
     except (aiohttp.ClientConnectionError, OSError) as exc:
         raise Unreachable(Problem("SLACK_API_URL", f"cannot connect to {url} ({_reason(exc)})", fix)) from None

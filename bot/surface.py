@@ -17,10 +17,13 @@ from orchestrator import Lease, Orchestrator
 
 from .board_sync import BoardSync
 from .budget import Backoff, MethodBudget
+from .home import publish_home
+from .notify import OwnerNotifier
 from .poster import ChannelPoster
 from .services import Services
 from .settings import SlackSettings
 from .threads import TaskThreads
+from .workflow_notes import WorkflowNotes
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,12 @@ class Surface:
                  team_url: Callable[[], str | None]):
         self.core, self.slack, self.client, self.paced, self.team_url = core, slack, client, paced, team_url
         self.active = False
-        self.poster, self.threads, self.board = self._build()
         self.svc: Services | None = None     # set by the runtime; its board and threads follow ours
+        self.poster: ChannelPoster | None = None
+        self._build()
 
-    def _build(self) -> tuple[ChannelPoster, TaskThreads, BoardSync]:
+    def _build(self) -> None:
+        """The board, the threads, the owners' DMs and the workflow notes, all over one poster."""
         slack, core = self.slack, self.core
         channel = slack.board_channel or ""
         updates = MethodBudget(per_minute=slack.chat_update_per_minute)   # chat.update: board + threads
@@ -45,7 +50,14 @@ class Surface:
                           naive=slack.board_naive_sync, update_budget=updates,
                           backoff=Backoff(slack.slack_retry_base_s, slack.slack_retry_max_s))
         threads.on_thread_started.append(lambda _task_id: board.mark_dirty())   # the card links its thread
-        return poster, threads, board
+        self.poster, self.threads, self.board = poster, threads, board
+        self.notifier = OwnerNotifier(core, self.client, poster, home=self._publish_home)
+        # approval-policy digests (at the output summaries' pace) and failed dependencies, in threads
+        self.notes = WorkflowNotes(core, threads, interval_s=slack.output_summary_interval_s)
+
+    async def _publish_home(self, user: str) -> None:
+        if self.svc is not None:
+            await publish_home(self.svc, user, quiet=True)
 
     async def start(self, lease: Lease | None = None) -> None:
         """This process writes the board now: what is left in the outbox goes first, then the
@@ -53,12 +65,15 @@ class Surface:
         if self.active:
             return
         if self.poster is None:
-            self.poster, self.threads, self.board = self._build()
+            self._build()
             if self.svc is not None:
                 self.svc.board, self.svc.threads = self.board, self.threads
         self.active = True
+        assert self.poster is not None
         await self.poster.start()
         await self.threads.start()
+        await self.notifier.start()
+        await self.notes.start()
         await self.board.start()
         if lease is not None and lease.token > 1:
             log.info("took over the board (lease token %d)", lease.token)
@@ -68,7 +83,9 @@ class Surface:
         if not self.active:
             return
         self.active = False
-        for what, step in (("the board", self.board.close), ("the task threads", self.threads.close),
+        assert self.poster is not None
+        for what, step in (("the board", self.board.close), ("the owner notifications", self.notifier.close),
+                           ("the workflow notes", self.notes.close), ("the task threads", self.threads.close),
                            ("the poster", self.poster.close)):
             try:
                 await step()

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,8 +24,9 @@ from orchestrator import (
     InterventionRequested,
     InterventionResolved,
     Orchestrator,
-    TaskState,
+    Subscription,
     TaskNotice,
+    TaskState,
     TaskStateChanged,
     TaskView,
 )
@@ -98,10 +99,14 @@ class TaskThreads:
         self.on_thread_started: list[Callable[[int], None]] = []   # e.g. the board: a link to show
         self._output: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=OUTPUT_LINES_KEPT))
         self._output_due: dict[int, float] = {}
+        # Read once, then kept: where each task's thread is in Slack, and the task as the latest
+        # event showed it, so an output summary costs no store read.
+        self._thread_ts: dict[int, str] = {}
+        self._tasks: dict[int, TaskView] = {}
         self._output_flusher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._writing = asyncio.Lock()    # one writer at a time: the outbox order is the event order
-        self._sub = None
+        self._sub: Subscription | None = None
         poster.on_sent("thread_root", self._root_posted)
 
     async def start(self) -> None:
@@ -125,6 +130,9 @@ class TaskThreads:
     # ---- events ----------------------------------------------------------------------------
 
     async def _on_event(self, event) -> None:
+        task = getattr(event, "task", None)
+        if task is not None:
+            self._tasks[task.id] = task
         match event:
             case AgentOutput(task_id=task_id, text=text):
                 lines = self._output[task_id]
@@ -136,7 +144,7 @@ class TaskThreads:
                 await self._close_intervention(task, iv)
             case InterventionReminder(task=task, intervention=iv):
                 await self._reply(task, render_intervention_reminder(task, iv, owner=task.owner,
-                                                                     now=datetime.now(timezone.utc)),
+                                                                     now=datetime.now(UTC)),
                                   "reminder", Priority.INTERVENTION)
             case AnswerNotDelivered(task=task, actor=actor, error=error):
                 await self._reply(task, milestone_message(
@@ -154,7 +162,7 @@ class TaskThreads:
 
     async def _on_state_changed(self, event: TaskStateChanged) -> None:
         task, before, after = event.task, event.from_state, event.to_state
-        if before is S.BACKLOG and after is S.QUEUED:
+        if before is S.BACKLOG and after in (S.QUEUED, S.WAITING):
             async with self._writing:
                 await self._thread(task, actor=event.actor)
         elif before is S.APPROVING and after is S.AWAITING_REVIEW:   # the merge or push failed
@@ -173,8 +181,11 @@ class TaskThreads:
     async def _thread(self, task: TaskView, actor: str | None = None) -> tuple[dict, str | None]:
         """Where a reply goes: ({"thread_ts": ts}, None) for a thread in Slack already, else
         ({}, the root's outbox key), recording the root's intent first if there is none yet."""
+        if task.id in self._thread_ts:
+            return {"thread_ts": self._thread_ts[task.id]}, None
         stored = await self.core.kv_get(THREAD_KEY + str(task.id))
         if stored and stored.get("channel") == self.channel:
+            self._thread_ts[task.id] = stored["ts"]
             return {"thread_ts": stored["ts"]}, None
         key = root_key(self.channel, task.id)
         root = await self.core.outbox.get(key)
@@ -186,6 +197,10 @@ class TaskThreads:
             await self.poster.post(self.channel, _thread_of(task.id), payload, kind="thread_root",
                                    priority=Priority.THREAD_START, key=key)
         return {}, key
+
+    async def note(self, task: TaskView, payload: dict, kind: str) -> None:
+        """A message from elsewhere in the bot (the approval policy's digest) into the thread."""
+        await self._reply(task, payload, kind, Priority.MILESTONE)
 
     async def _reply(self, task: TaskView, payload: dict, kind: str, priority: Priority, *,
                      key: str | None = None, coalesce: bool = False, locked: bool = False):
@@ -213,7 +228,8 @@ class TaskThreads:
             question = await self.core.outbox.get(key)
             if question is not None and question.done and not question.ref:
                 return                     # it never reached Slack: nothing to edit
-            where, parent = {}, key
+            where: dict[str, str] = {}
+            parent: str | None = key
             if question is None or question.ref:
                 ts = question.ref if question is not None else (
                     (await self.core.kv_get(INTERVENTION_KEY + str(iv.id))) or {}).get("ts")
@@ -229,6 +245,8 @@ class TaskThreads:
         url = await self._permalink(item.channel, ts)
         await self.core.kv_set(THREAD_KEY + str(task_id), {"channel": item.channel, "ts": ts, "url": url})
         await self.core.kv_set(THREAD_TS_KEY + ts, task_id)
+        if item.channel == self.channel:
+            self._thread_ts[task_id] = ts
         for notify in self.on_thread_started:
             notify(task_id)
 
@@ -260,7 +278,7 @@ class TaskThreads:
         lines = list(self._output.pop(task_id, ()))
         if not lines:
             return
-        task = await self.core.get_task(task_id)
+        task = self._tasks.get(task_id) or await self.core.get_task(task_id)
         await self._reply(task, output_summary_message(task, lines), "output", Priority.OUTPUT,
                           coalesce=True, locked=True)
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from .config import OnApprove, Settings
+from .config import OnApprove, RepoConfig, Settings
 from .harness.registry import build_harness, validate_agent_options
 from .store import make_engine
 from .workspaces import Workspaces
@@ -22,9 +22,10 @@ class Problem:
     where: str     # the setting or section at fault
     what: str      # what is wrong
     fix: str       # how to fix it
+    warning: bool = False   # worth a look, but taskpin works as configured
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.what}\n    fix: {self.fix}"
+        return f"{'warning: ' if self.warning else ''}{self.where}: {self.what}\n    fix: {self.fix}"
 
 
 def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem]:
@@ -60,7 +61,9 @@ def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem
         for message in repo_problems:
             problems.append(Problem(f"repos.{name}", message, f"edit repos.{name} in taskpin.toml"))
         problems += workflow_problems(settings, name, repo, repo_ok=not repo_problems)
+        problems += policy_problems(f"repos.{name}.policy", repo.policy)
     for name, agent in settings.agents.items():
+        problems += policy_problems(f"agents.{name}.policy", agent.policy)
         option_problems = validate_agent_options(agent.kind, agent.options)
         problems += [Problem(f"agents.{name}.{key}", what, fix) for key, what, fix in option_problems]
         if option_problems:
@@ -75,7 +78,7 @@ def check_structure(settings: Settings, *, machine: bool = True) -> list[Problem
     return problems
 
 
-def workflow_problems(settings: Settings, name: str, repo, *, repo_ok: bool) -> list[Problem]:
+def workflow_problems(settings: Settings, name: str, repo: RepoConfig, *, repo_ok: bool) -> list[Problem]:
     """Setup commands that cannot start; pull requests without a token or a GitHub repository."""
     from .worktree_setup import setup_command_problems
 
@@ -98,6 +101,13 @@ def workflow_problems(settings: Settings, name: str, repo, *, repo_ok: bool) -> 
                                         "so taskpin cannot tell which repository to open pull requests on",
                                         f'set github_repo = "owner/name" in [repos.{name}]'))
     return problems
+
+
+def policy_problems(where: str, rules: list[str]) -> list[Problem]:
+    """Bad rules (errors; loading the settings refuses them too) and tools no agent reports (warnings)."""
+    from .policy import rule_problems
+
+    return [Problem(at, what, fix, warning) for at, what, fix, warning in rule_problems(rules, where)]
 
 
 async def check_github(settings: Settings) -> list[Problem]:

@@ -54,6 +54,10 @@ class RepoConfig(BaseModel):
     # remote's URL) and the API's base URL (default: TASKPIN_GITHUB_API_URL).
     github_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     github_api_url: str | None = None
+    # Approval policy (orchestrator/policy.py): "allow Read", "deny Bash(rm -rf *)"..., in order.
+    policy: list[str] = Field(default_factory=list)
+
+    _policy = field_validator("policy")(lambda rules: _valid_rules(rules))
 
     @field_validator("copy_files")
     @classmethod
@@ -79,10 +83,25 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     kind: str = "command"
+    # The core's, for every kind (never passed to the adapter): the approval policy's rules,
+    # read after the repository's.
+    policy: list[str] = Field(default_factory=list)
+
+    _policy = field_validator("policy")(lambda rules: _valid_rules(rules))
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+CORE_AGENT_KEYS = ("kind", "policy")   # [agents.NAME] keys that are not the adapter's options
+
+
+def _valid_rules(rules: list[str]) -> list[str]:
+    from .policy import parse_rules
+
+    parse_rules(rules)   # RuleError (a ValueError) names the bad rule and how to write it
+    return rules
 
 
 def _split_csv(value: Any) -> Any:

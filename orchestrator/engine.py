@@ -5,23 +5,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from . import retention
 from .approval import ACTION_VERB, approved_reason, on_approve_of
 from .clock import Clock
+from .config import OnApprove, Settings
 from .coordination.base import Coordinator, Lease, default_worker_name
 from .coordination.inprocess import InProcessCoordinator
 from .coordination.link import Cluster
-from .config import OnApprove, Settings
 from .crashpoints import crash_point
+from .dependencies import Dependencies
 from .errors import ActionRefused, InvalidInput, NotAllowed
 from .events import EventBus, TaskCreated
 from .harness.base import Harness
-from .models import Answer, InterventionKind, InterventionStatus, InterventionView, TaskView, TransitionRecord
+from .models import (
+    Answer,
+    InterventionKind,
+    InterventionStatus,
+    InterventionView,
+    PolicyRuleView,
+    TaskView,
+    TransitionRecord,
+)
 from .outbox import Outbox
+from .policies import PolicyListing
 from .pull_requests import PullRequests
 from .recovery import recover
 from .runner import Outcome, TaskRunner
@@ -59,6 +70,8 @@ class Orchestrator(Scheduling):
         self.outbox = Outbox(store)   # what the surface must still get out, in order
         self.ports = self.world.ports            # a distinct port range per live task
         self.pull_requests = PullRequests(self.world)
+        self.usage_writer = self.world.usage_writer
+        self.dependencies = Dependencies(self.world, self.kick)   # tasks that wait for others
         # One process unless use_coordination() says otherwise (see orchestrator/coordination).
         self.coordinator: Coordinator = InProcessCoordinator(settings.worker_name or default_worker_name(), store)
         self.cluster = Cluster(self.world, self.coordinator)
@@ -94,6 +107,8 @@ class Orchestrator(Scheduling):
         else:   # the workers settle what dead processes left (see coordination/link.py)
             await self.cluster.start(on_lost=self._lease_lost, kick=self.kick, handlers=self._handlers())
         self.pull_requests.start()
+        self.dependencies.start()
+        await self.dependencies.sweep()
         self.logs.prune()
         await self.store.prune_deliveries(utcnow() - DELIVERY_MEMORY)
         self._maintenance = asyncio.create_task(self._maintain(), name="taskpin-maintenance")
@@ -231,7 +246,8 @@ class Orchestrator(Scheduling):
     # ---- commands ------------------------------------------------------------------------
 
     async def create_task(self, *, prompt: str, owner: str, title: str | None = None, repo: str | None = None,
-                          agent: str | None = None, base_branch: str | None = None) -> TaskView:
+                          agent: str | None = None, base_branch: str | None = None,
+                          depends_on: Sequence[int] | None = None) -> TaskView:
         self._require_use(owner)
         prompt = (prompt or "").strip()
         if not prompt:
@@ -252,8 +268,9 @@ class Orchestrator(Scheduling):
         base = (base_branch or "").strip() or repo_cfg.base_branch
         if not _BRANCH_OK.match(base) or ".." in base or base.startswith(("-", "/")) or base.endswith((".lock", "/")):
             raise InvalidInput(f"{base!r} is not a valid branch name", field="base_branch")
+        waits = await self.dependencies.validate(depends_on)
         task = await self.store.create_task(title=title, prompt=prompt, owner=owner, repo=repo_name,
-                                            agent=agent_name, base_branch=base,
+                                            agent=agent_name, base_branch=base, depends_on=waits,
                                             branch_for=lambda task_id: branch_name(task_id, title))
         self.bus.publish(TaskCreated(task))
         return task
@@ -266,11 +283,16 @@ class Orchestrator(Scheduling):
             return f"choose a {what}: {', '.join(known)} (or set a default in the configuration)"
         return f"there is no {what} named {given!r}; known: {', '.join(known)}"
 
-    async def dispatch(self, task_id: int, *, actor: str) -> TaskView:
+    async def dispatch(self, task_id: int, *, actor: str, anyway: bool = False) -> TaskView:
         """backlog -> queued; a free session slot then starts it. Two concurrent dispatches of
-        one task queue it once."""
+        one task queue it once. A task whose dependencies have not all completed goes to
+        waiting instead; `anyway` queues a waiting task now (orchestrator/dependencies.py)."""
         self._require_use(actor)
         task = await self.store.get_task(task_id)
+        if (task.state is S.BACKLOG and task.depends_on) or (task.state is S.WAITING and anyway):
+            await self.dependencies.dispatch(task, actor=actor)
+            await self.kick()
+            return await self.store.get_task(task_id)
         if task.state is not S.BACKLOG:
             raise await self._refusal(task, S.QUEUED,
                                       "it is already running" if task.state in (S.QUEUED, *LIVE_STATES)
@@ -281,11 +303,11 @@ class Orchestrator(Scheduling):
         return await self.store.get_task(task_id)
 
     async def cancel(self, task_id: int, *, actor: str) -> TaskView:
-        """backlog or queued -> failed at once; a running task's agent is stopped first."""
+        """backlog, waiting or queued -> failed at once; a running task's agent is stopped first."""
         task = await self.store.get_task(task_id)
         self._require_decide(task, actor, "cancel")
         reason = f"cancelled by {actor}"
-        while task.state in (S.BACKLOG, S.QUEUED):
+        while task.state in (S.BACKLOG, S.WAITING, S.QUEUED):
             try:
                 return await self.world.transition(task, S.FAILED, actor=actor, reason=reason,
                                                    failure_reason="cancelled")
@@ -340,6 +362,8 @@ class Orchestrator(Scheduling):
     async def _approve_here(self, task: TaskView, actor: str) -> TaskView:
         repo = self.settings.repos.get(task.repo)
         action = on_approve_of(repo)
+        if repo is None:   # no longer configured: nothing to act on but the approval itself
+            return await self._approved_without_action(task, actor)
         if action is OnApprove.MERGE:
             checkouts = await asyncio.to_thread(self.workspaces.checked_out_at, repo.path, task.base_branch)
             if checkouts:
@@ -365,9 +389,15 @@ class Orchestrator(Scheduling):
             raise ActionRefused(why) from exc
         crash_point("approve.acted")
         task = await self.world.transition(task, S.COMPLETED, actor=actor, reason=approved_reason(action, task, repo))
-        if not self.settings.keep_worktrees and repo:
-            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path, task.worktree)
+        if not self.settings.keep_worktrees:
+            await asyncio.to_thread(self.workspaces.remove, task.id, repo.path,
+                                    Path(task.worktree) if task.worktree else None)
         return task
+
+    async def _approved_without_action(self, task: TaskView, actor: str) -> TaskView:
+        task = await self.world.transition(task, S.APPROVING, actor=actor, reason="approving (none)")
+        return await self.world.transition(task, S.COMPLETED, actor=actor,
+                                           reason=approved_reason(OnApprove.NONE, task, None))
 
     async def reject(self, task_id: int, *, actor: str, reason: str = "") -> TaskView:
         """awaiting_review -> failed, in one compare-and-set (nothing else happens)."""
@@ -408,6 +438,25 @@ class Orchestrator(Scheduling):
         self._require_decide(runner.task, actor, "answer for")
         given = self._normalize_answer(question, answer)
         return await self._as_holder(self._leases.get(runner.task_id), runner.answer(question, given, actor))
+
+    async def always_allow(self, intervention_id: int, *, actor: str) -> tuple[InterventionView, PolicyRuleView]:
+        """Allow a permission request and add a rule allowing exactly it from now on: for the
+        repository when `actor` is an approver, else for the task (orchestrator/policies.py)."""
+        runner = self._runner_asking(intervention_id)
+        question = runner.question(intervention_id) if runner else None
+        if runner is None or question is None:
+            raise await self._why_unanswerable(intervention_id, actor)
+        self._require_decide(runner.task, actor, "answer for")
+        return await self.world.policies.always_allow(runner, question, actor,
+                                                      approver=actor in self.settings.approvers)
+
+    async def policy_rules(self) -> PolicyListing:
+        """taskpin.toml's rules by repository and agent, and the rules added in Slack."""
+        return await self.world.policies.listing()
+
+    async def remove_policy_rule(self, rule_id: int, *, actor: str) -> PolicyRuleView:
+        """Remove a rule added in Slack: an approver, or the owner of the task an owner's rule is for."""
+        return await self.world.policies.remove(rule_id, actor)
 
     def _runner_asking(self, intervention_id: int) -> TaskRunner | None:
         return next((r for r in self._runners.values() if r.question(intervention_id) is not None), None)

@@ -91,6 +91,28 @@ class TaskNotice:
 
 
 @dataclass(frozen=True)
+class PolicyDecided:
+    """A permission request answered by an approval-policy rule, without a human. Surfaces
+    summarise these in batches (never one message each); `reason` says which rule decided."""
+
+    task: TaskView
+    intervention: InterventionView   # the stored request, answered by "policy"
+    effect: str                      # allow | deny
+    reason: str                      # denied by taskpin policy rule `Bash(rm -rf *)` (repos.api)
+    rule: str = ""                   # the rule that decided, without its effect: Bash(rm -rf *)
+    source: str = ""                 # where it is written: repos.api, agents.claude, rule 3, ...
+
+
+@dataclass(frozen=True)
+class DependencyFailed:
+    """A task that `task` waits for failed (or was rejected or cancelled): `task` keeps waiting
+    until someone dispatches it anyway or cancels it (or the dependency is retried and completes)."""
+
+    task: TaskView
+    dependency: TaskView
+
+
+@dataclass(frozen=True)
 class AgentOutput:
     task_id: int
     text: str
@@ -108,6 +130,7 @@ class UsageReported:
 Event = (
     TaskCreated | TaskStateChanged | TaskUpdated | InterventionRequested | InterventionResolved
     | InterventionReminder | AnswerNotDelivered | AttemptFailed | AgentOutput | UsageReported | TaskNotice
+    | PolicyDecided | DependencyFailed
 )
 DROPPABLE = (AgentOutput, UsageReported)
 
@@ -123,7 +146,7 @@ class Subscription:
         self.dropped = 0
         self._queue: deque[Event] = deque()
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False
 
@@ -160,7 +183,7 @@ class Subscription:
 
     async def drain(self) -> None:
         """Wait until everything offered so far has been handled."""
-        while (self._queue or self._busy) and self._task and not self._task.done():
+        while (self._queue or self._busy) and self._task and not self._task.done():  # noqa: ASYNC110 - shutdown and tests only; the worker signals no per-item event
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
@@ -169,7 +192,7 @@ class Subscription:
         if self._task:
             try:
                 await asyncio.wait_for(self._task, timeout=5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +36,7 @@ class PullRequestRef:
     def label(self) -> str:
         return f"{self.repo}#{self.number}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"repo": self.repo, "number": self.number, "url": self.url, "branch": self.branch}
 
     @classmethod
@@ -72,11 +74,12 @@ class GitHub:
                         user_agent="taskpin")
 
     async def __aenter__(self) -> "GitHub":
-        await self._kit.__aenter__()
+        await self._kit.__aenter__()  # type: ignore[no-untyped-call]  # githubkit leaves it unannotated
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        await self._kit.__aexit__(*exc)
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._kit.__aexit__(exc_type, exc, tb)
 
     async def find_open_pull(self, repo: str, branch: str) -> PullRequestRef | None:
         owner, name = repo.split("/", 1)
@@ -101,12 +104,13 @@ class GitHub:
             raise
         return _ref(repo, branch, response.json())
 
-    async def repo_access(self, repo: str) -> dict:
+    async def repo_access(self, repo: str) -> dict[str, Any]:
         """The repository as the token sees it (its `permissions`, when GitHub says)."""
         owner, name = repo.split("/", 1)
-        return (await self._call(f"read {repo}", repo, self._kit.rest.repos.async_get(owner, name))).json()
+        data = (await self._call(f"read {repo}", repo, self._kit.rest.repos.async_get(owner, name))).json()
+        return data if isinstance(data, dict) else {}
 
-    async def _call(self, what: str, repo: str, call):
+    async def _call(self, what: str, repo: str, call: Awaitable[Any]) -> Any:
         from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 
         try:
@@ -122,7 +126,7 @@ class GitHub:
                               "TASKPIN_GITHUB_API_URL and the network, then approve again") from None
 
 
-def _body(response) -> dict:
+def _body(response: Any) -> dict[str, Any]:
     try:
         body = response.json()
     except Exception:
@@ -136,7 +140,7 @@ def _ref(repo: str, branch: str, data: Any) -> PullRequestRef:
     return PullRequestRef(repo, int(data["number"]), str(data["html_url"]), branch)
 
 
-def _github_message(body: dict) -> str:
+def _github_message(body: dict[str, Any]) -> str:
     parts = [str(body.get("message") or "").strip()]
     for error in body.get("errors") or []:
         if isinstance(error, dict):
@@ -146,7 +150,7 @@ def _github_message(body: dict) -> str:
     return "; ".join(p for p in parts if p)[:300]
 
 
-def explain(what: str, repo: str, status: int, body: dict) -> GitHubError:
+def explain(what: str, repo: str, status: int, body: dict[str, Any]) -> GitHubError:
     """One sentence per failure a user meets: what GitHub said, and what to do."""
     said = _github_message(body)
     quoted = f": {said}" if said else ""

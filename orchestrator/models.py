@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from .states import TaskState
 
@@ -16,7 +17,7 @@ class DiffSummary:
     files: tuple[str, ...] = ()
     commit: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "files_changed": self.files_changed,
             "insertions": self.insertions,
@@ -26,7 +27,7 @@ class DiffSummary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "DiffSummary | None":
+    def from_dict(cls, data: dict[str, Any] | None) -> "DiffSummary | None":
         if not data:
             return None
         return cls(
@@ -64,6 +65,7 @@ class TaskView:
     cost_usd: float = 0.0
     pending_interventions: int = 0
     worktree: str | None = None          # the task's worktree folder once dispatched
+    depends_on: tuple[int, ...] = ()     # the tasks it waits for (state waiting until they complete)
     worker: str | None = None            # the process running it (TASKPIN_WORKER_NAME), or that last did
 
     @property
@@ -155,4 +157,25 @@ class AttemptView:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PolicyRuleView:
+    """An approval-policy rule added in Slack (rules from taskpin.toml are not stored)."""
+
+    id: int
+    repo: str
+    task_id: int | None       # None: for every task of the repository
+    effect: str               # allow | ask | deny
+    target: str               # Bash(pytest -q): the rule without its effect
+    by_approver: bool         # False: the task's owner's rule, which can only tighten
+    added_by: str
+    added_at: datetime
+    intervention_id: int | None = None
+    removed_by: str | None = None
+    removed_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.effect} {self.target}"

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .store import Store
+from .store.results import rowcount
 from .store.tables import OutboxRow, utcnow
 
 
@@ -146,7 +147,7 @@ class Outbox:
         async with self.store.session() as s, s.begin():
             result = await s.execute(delete(OutboxRow).where(OutboxRow.status != OutboxStatus.PENDING.value,
                                                              OutboxRow.done_at < utcnow() - older_than))
-        return result.rowcount or 0
+        return rowcount(result)
 
     async def _set(self, item_id: int, **values: Any) -> None:
         async with self.store.session() as s, s.begin():

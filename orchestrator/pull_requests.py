@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from .config import OnApprove, RepoConfig
 from .errors import ActionRefused
-from .events import Subscription, TaskNotice, TaskStateChanged
+from .events import Event, Subscription, TaskNotice, TaskStateChanged
 from .github import GitHub, GitHubError, PullRequestRef, repo_from_remote_url
 from .states import TaskState
 
 if TYPE_CHECKING:
-    from .world import World
     from .models import TaskView
+    from .world import World
 
 log = logging.getLogger(__name__)
 PR_KEY = "pull_request:"
@@ -147,7 +147,7 @@ class PullRequests:
 
     # ---- after changes were requested --------------------------------------------------------------
 
-    async def _on_event(self, event) -> None:
+    async def _on_event(self, event: Event) -> None:
         if not (isinstance(event, TaskStateChanged) and event.to_state is TaskState.AWAITING_REVIEW
                 and event.from_state in (TaskState.IN_PROGRESS, TaskState.BLOCKED)):
             return

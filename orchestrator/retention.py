@@ -22,8 +22,8 @@ from .states import TaskState
 from .store.tables import utcnow
 
 if TYPE_CHECKING:
-    from .world import World
     from .models import TaskView
+    from .world import World
 
 log = logging.getLogger(__name__)
 RETAINED_STATES = (TaskState.COMPLETED, TaskState.FAILED)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from .clock import Clock
 from .config import Settings
 from .harness.base import InterventionRequest
 from .models import InterventionView, TaskView
@@ -59,34 +58,20 @@ class StreamEnded:
     pass
 
 
-INBOX_LIMIT = 2000    # agent events waiting for the runner; beyond it the pump stops reading
-USAGE_FLUSH_S = 0.5   # usage is written to the store (and reported) at most this often
+INBOX_LIMIT = 1000    # agent events waiting for the runner; beyond it the pump stops reading
+OUTPUT_BATCH = 500    # output lines published (and logged) as one AgentOutput at most
 
 
 class UsageMeter:
-    """A run's usage: totals kept in memory for budget checks, written to the store in batches."""
+    """A run's usage totals, kept in memory for budget checks; the store gets the deltas through
+    the world's UsageWriter, with every other run's, in one write per interval."""
 
-    def __init__(self, input_tokens: int, output_tokens: int, cost_usd: float, clock: Clock):
-        self.clock = clock
-        self.totals = [input_tokens, output_tokens, cost_usd]
-        self.pending = [0, 0, 0.0]
-        self.flushed_at = clock.monotonic()
+    def __init__(self, input_tokens: int, output_tokens: int, cost_usd: float):
+        self.totals: list[float] = [input_tokens, output_tokens, cost_usd]
 
     def add(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         for i, value in enumerate((input_tokens, output_tokens, cost_usd)):
             self.totals[i] += value
-            self.pending[i] += value
-
-    @property
-    def has_pending(self) -> bool:
-        return any(self.pending)
-
-    def flush_due_at(self) -> float | None:
-        return self.flushed_at + USAGE_FLUSH_S if self.has_pending else None
-
-    def take(self) -> tuple[int, int, float]:
-        pending, self.pending, self.flushed_at = self.pending, [0, 0, 0.0], self.clock.monotonic()
-        return int(pending[0]), int(pending[1]), float(pending[2])
 
 
 def workspace_mark(task: TaskView) -> str:

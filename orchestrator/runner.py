@@ -25,7 +25,6 @@ from .events import (
     InterventionRequested,
     InterventionResolved,
     TaskUpdated,
-    UsageReported,
 )
 from .harness.base import (
     AgentSession,
@@ -42,6 +41,7 @@ from .harness.base import (
 from .models import Answer, InterventionStatus, InterventionView, TaskView
 from .run_parts import (
     INBOX_LIMIT,
+    OUTPUT_BATCH,
     RESTART_PROMPT,
     Answered,
     OpenQuestion,
@@ -80,7 +80,8 @@ class TaskRunner:
         self._room = asyncio.Event()
         self._stop_outcome: Outcome | None = None
         self._stopped = asyncio.Event()
-        self.usage = UsageMeter(0, 0, 0.0, self.clock)
+        self.usage = UsageMeter(0, 0, 0.0)
+        self._output: list[str] = []   # output lines read, not yet logged and published
         self._on_done = on_done
         self.done = asyncio.Event()
         self.env: dict[str, str] = {}   # for the agent: the task's ports (worktree_setup.py)
@@ -206,7 +207,7 @@ class TaskRunner:
         world.publish(TaskUpdated(task))
         prepared = await prepare_for_runner(world, task, repo, workdir, lambda: self._stop_outcome is not None)
         if self._stop_outcome or prepared.failure:
-            return self._stop_outcome or Outcome("failed", prepared.failure)
+            return self._stop_outcome or Outcome("failed", prepared.failure or "the worktree could not be prepared")
         self.env = prepared.env
 
         resume_id = await store.last_session_id(task.id) if follow_up and harness.supports_resume else None
@@ -242,7 +243,7 @@ class TaskRunner:
         world, store = self.world, self.world.store
         self.attempt_id, self.attempt_number, token = await store.start_attempt(task.id, harness.kind)
         latest = await store.get_task(task.id)
-        self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd, self.clock)
+        self.usage = UsageMeter(latest.input_tokens, latest.output_tokens, latest.cost_usd)
         spec = SessionSpec(task_id=task.id, workdir=workdir, prompt=prompt, attempt=self.attempt_number,
                            env={**self.env, "TASKPIN_ATTEMPT_TOKEN": token}, resume_session_id=resume_id,
                            log_path=world.logs.path(task.id))
@@ -258,6 +259,7 @@ class TaskRunner:
             return await self._consume()
         finally:
             pump.cancel()
+            self._publish_output()
             await self._stop_session()
             await self._flush_usage()
 
@@ -284,18 +286,31 @@ class TaskRunner:
                 running_budget -= now - last_tick
             last_tick = now
             deadline, why = self._next_deadline(now, last_event, running_budget)
-            flush_at = self.usage.flush_due_at()
-            if flush_at is not None and flush_at < deadline:
-                deadline, why = flush_at, "usage"
-            try:
-                item = await clock.wait_for(self._inbox.get(), max(0.0, deadline - now))
-            except TimeoutError:
+            if self._inbox.empty():
+                self._publish_output()   # everything read so far goes out before waiting
+                try:
+                    item = await clock.wait_for(self._inbox.get(), max(0.0, deadline - now))
+                except TimeoutError:
+                    outcome = await self._on_deadline(why)
+                    if outcome:
+                        return outcome
+                    continue
+            elif now >= deadline:
                 outcome = await self._on_deadline(why)
                 if outcome:
                     return outcome
                 continue
+            else:
+                item = self._inbox.get_nowait()
             if self._inbox.qsize() < INBOX_LIMIT // 2:
                 self._room.set()
+            if type(item) is OutputText:   # the common case: batched, one publish per batch
+                last_event = clock.monotonic()
+                self._output.extend(item.text.splitlines() or [""])
+                if len(self._output) >= OUTPUT_BATCH:
+                    self._publish_output()
+                continue
+            self._publish_output()         # anything else keeps its place after the output before it
             if isinstance(item, Answered):
                 if await self._on_answered(item):
                     last_event = clock.monotonic()   # the idle clock restarts when the agent is unblocked
@@ -336,9 +351,6 @@ class TaskRunner:
         if why.startswith("remind:"):
             await self._remind(int(why.split(":")[1]))
             return None
-        if why == "usage":
-            await self._flush_usage()
-            return None
         if why.startswith("expire:"):
             question = self._questions.get(int(why.split(":")[1]))
             if question is None or question.answering:
@@ -360,9 +372,8 @@ class TaskRunner:
         world, store, task_id = self.world, self.world.store, self.task_id
         match event:
             case OutputText(text=text):
-                for line in text.splitlines() or [""]:
-                    world.logs.append(task_id, line)
-                world.bus.publish(AgentOutput(task_id, text))
+                self._output.extend(text.splitlines() or [""])
+                self._publish_output()
             case ToolActivity(tool=tool, detail=detail):
                 world.logs.append(task_id, f"[{tool}] {detail}")
                 world.bus.publish(AgentOutput(task_id, f"{tool}: {detail}" if detail else tool, activity=True))
@@ -370,9 +381,9 @@ class TaskRunner:
                 await self._on_intervention(event)
             case Usage(input_tokens=i, output_tokens=o, cost_usd=c):
                 self.usage.add(i, o, c)
+                world.usage_writer.add(task_id, self.attempt_id, i, o, c)
                 over_budget = budget_outcome(self.world.settings, *self.usage.totals)
-                due = self.usage.flush_due_at()
-                if over_budget or (due is not None and self.clock.monotonic() >= due):
+                if over_budget:
                     await self._flush_usage()
                 return over_budget
             case SessionIdAssigned(session_id=sid) if self.attempt_id is not None:
@@ -383,14 +394,22 @@ class TaskRunner:
                 return Outcome("failed", error, retryable=retryable)
         return None
 
+    def _publish_output(self) -> None:
+        """The output lines read since the last call: one log write, one AgentOutput."""
+        if self._output:
+            text, self._output = "\n".join(self._output), []
+            self.world.logs.append(self.task_id, text)
+            self.world.publish(AgentOutput(self.task_id, text))
+
     async def _flush_usage(self) -> None:
-        if not self.usage.has_pending or self.attempt_id is None:
-            return
-        totals = await self.world.store.add_usage(self.task_id, self.attempt_id, *self.usage.take())
-        self.world.bus.publish(UsageReported(self.task_id, *totals))
+        """Usage recorded so far is in the store (this run's, and every other run's with it)."""
+        await self.world.usage_writer.flush()
 
     async def _on_intervention(self, request: InterventionRequest) -> None:
         world, store = self.world, self.world.store
+        session = self.session
+        if session and await world.policies.settle(self.task_id, request, session, attempt=self.attempt_number):
+            return   # allowed or denied by an approval-policy rule: no human needed
         iv = await store.add_intervention(
             task_id=self.task_id, attempt=self.attempt_number, request_id=request.request_id, kind=request.kind,
             prompt=request.prompt, options=request.options, tool=request.tool, detail=request.detail,

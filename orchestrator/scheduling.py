@@ -11,18 +11,27 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .coordination.base import Claim, Lease
 from .errors import ActionRefused
-from .store.fence import LeaseLost
 from .events import TaskStateChanged, TaskUpdated
 from .models import Answer, InterventionStatus, InterventionView, TaskView
 from .runner import Outcome, TaskRunner
 from .states import LIVE_STATES, TaskState
+from .store.fence import LeaseLost
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .coordination.base import Coordinator
+    from .coordination.link import Cluster
+    from .events import EventBus
+    from .store import Store
+    from .world import World
 
 log = logging.getLogger(__name__)
 S = TaskState
+T = TypeVar("T")
 SLOT_FREE = "a session slot is free"
 APPROVE_TIMEOUT_S = 300.0    # a merge or push run by a worker for a slack process
 
@@ -30,6 +39,29 @@ APPROVE_TIMEOUT_S = 300.0    # a merge or push run by a worker for a slack proce
 class Scheduling:
     """Mixed into Orchestrator: it uses the engine's settings, store, world, coordinator, cluster,
     runners and leases (no import of the engine: it is the engine)."""
+
+    if TYPE_CHECKING:   # what the engine provides; declared here for the type checker only
+        settings: Settings
+        store: Store
+        bus: EventBus
+        world: World
+        coordinator: Coordinator
+        cluster: Cluster
+        runs_agents: bool
+        _closing: bool
+        _kick_lock: asyncio.Lock
+        _leases: dict[int, Lease]
+        _runners: dict[int, TaskRunner]
+        _runner_tasks: set[asyncio.Task[None]]
+
+        def _require_decide(self, task: TaskView, user: str, verb: str) -> None: ...
+        async def _cancelled_or_refused(self, task_id: int) -> TaskView: ...
+        async def cancel(self, task_id: int, *, actor: str) -> TaskView: ...
+        async def approve(self, task_id: int, *, actor: str) -> TaskView: ...
+        async def answer(self, intervention_id: int, answer: Answer, *, actor: str) -> InterventionView: ...
+        async def follow_up(self, task_id: int, text: str, *, actor: str) -> bool: ...
+        @staticmethod
+        def _normalize_answer(iv: InterventionView, answer: Answer) -> Answer: ...
 
     # ---- this process's slots ---------------------------------------------------------------
 
@@ -71,13 +103,13 @@ class Scheduling:
         self.cluster.fenced(lease)    # this task's context only: the run and what it starts
         await runner.run()
 
-    async def _as_holder(self, lease: Lease | None, work: Awaitable[Any]) -> Any:
+    async def _as_holder(self, lease: Lease | None, work: Awaitable[T]) -> T:
         """Run `work` (an answer, an approval: writes made for a task outside its run) fenced by
         the task's lease, in a task of its own so the fence covers nothing else."""
         if lease is None or not self.cluster.shared:
             return await work
 
-        async def fenced() -> Any:
+        async def fenced() -> T:
             self.cluster.fenced(lease)
             return await work
         try:
@@ -108,6 +140,8 @@ class Scheduling:
 
     async def _lease_lost(self, lease: Lease) -> None:
         """Another worker took this run's task over: stop the agent; nothing more is written."""
+        if lease.task_id is None:
+            return
         runner = self._runners.get(lease.task_id)
         if runner is not None and self._leases.get(lease.task_id) == lease:
             runner.request_stop(Outcome("lost", f"{lease.key} was taken over"))
@@ -125,17 +159,17 @@ class Scheduling:
     # ---- reaching the run of a task in another process --------------------------------------
 
     def _handlers(self) -> dict[str, Any]:
-        async def answer(args: dict) -> dict:
+        async def answer(args: dict[str, Any]) -> dict[str, Any]:
             given = Answer(option_ids=tuple(args.get("options") or ()), text=str(args.get("text") or ""))
             return {"iv": (await self.answer(int(args["iv"]), given, actor=str(args["actor"]))).id}
 
-        async def cancel(args: dict) -> dict:
+        async def cancel(args: dict[str, Any]) -> dict[str, Any]:
             return {"task": (await self.cancel(int(args["task"]), actor=str(args["actor"]))).id}
 
-        async def follow_up(args: dict) -> bool:
+        async def follow_up(args: dict[str, Any]) -> bool:
             return await self.follow_up(int(args["task"]), str(args["text"]), actor=str(args["actor"]))
 
-        async def approve(args: dict) -> dict:
+        async def approve(args: dict[str, Any]) -> dict[str, Any]:
             return {"task": (await self.approve(int(args["task"]), actor=str(args["actor"]))).id}
 
         return {"answer": answer, "cancel": cancel, "follow_up": follow_up, "approve": approve}

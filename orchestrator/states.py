@@ -8,6 +8,9 @@ from .errors import TaskpinError
 
 class TaskState(StrEnum):
     BACKLOG = "backlog"
+    # Dispatched before the tasks it depends on completed: it is queued by itself when the
+    # last of them completes. The board shows it in the Backlog column, with what it waits for.
+    WAITING = "waiting"
     # Dispatched, waiting for a session slot (FIFO by the time it joined the queue). The
     # board shows it in the In progress column with its queue position.
     QUEUED = "queued"
@@ -27,6 +30,9 @@ S = TaskState
 TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
     (S.BACKLOG, S.QUEUED): "dispatch",
     (S.BACKLOG, S.FAILED): "cancel before dispatch",
+    (S.BACKLOG, S.WAITING): "dispatched before its dependencies completed",
+    (S.WAITING, S.QUEUED): "its last dependency completed, or dispatched anyway",
+    (S.WAITING, S.FAILED): "cancel while waiting for dependencies",
     (S.QUEUED, S.IN_PROGRESS): "a session slot is free: the run starts",
     (S.QUEUED, S.FAILED): "cancel while waiting for a slot",
     (S.IN_PROGRESS, S.BLOCKED): "agent needs a human",
@@ -45,7 +51,7 @@ TRANSITIONS: dict[tuple[TaskState, TaskState], str] = {
     (S.FAILED, S.BACKLOG): "retry",
 }
 
-# Board column order. APPROVING and QUEUED have no column of their own (see SHOWN_AS).
+# Board column order. APPROVING, QUEUED and WAITING have no column of their own (see SHOWN_AS).
 STATE_ORDER: tuple[TaskState, ...] = (
     S.BACKLOG,
     S.IN_PROGRESS,
@@ -60,7 +66,8 @@ LIVE_STATES = frozenset({S.IN_PROGRESS, S.BLOCKED})
 TERMINAL_STATES = frozenset({S.COMPLETED})
 # States that show in another state's column: a decision being carried out, a run waiting
 # for its slot.
-SHOWN_AS: dict[TaskState, TaskState] = {S.APPROVING: S.AWAITING_REVIEW, S.QUEUED: S.IN_PROGRESS}
+SHOWN_AS: dict[TaskState, TaskState] = {S.APPROVING: S.AWAITING_REVIEW, S.QUEUED: S.IN_PROGRESS,
+                                        S.WAITING: S.BACKLOG}
 
 
 def column_of(state: TaskState) -> TaskState:

@@ -18,6 +18,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -89,7 +90,7 @@ def _check_branch(name: object, what: str = "branch") -> str:
     if not ok:
         raise WorkspaceError(f"{name!r} is not a valid git {what} name; pick a name that passes "
                              f"`git check-ref-format --branch`.")
-    return name
+    return str(name)
 
 
 def _identity(author: str) -> dict[str, str]:
@@ -140,8 +141,18 @@ def _head_of(repo: git.Repo, branch: str) -> str:
     return sha
 
 
+def _ls_remote_head(repo: git.Repo, remote: str, branch: str) -> str | None:
+    """The commit `remote` has for `branch`, or None (no such branch there, or no answer)."""
+    result: Any = repo.git.ls_remote("--", remote, f"refs/heads/{branch}", with_exceptions=False,
+                                     with_extended_output=True, env={"GIT_TERMINAL_PROMPT": "0"},
+                                     kill_after_timeout=PUSH_TIMEOUT_S)
+    status, out = result[0], str(result[1])
+    sha = out.split("\t", 1)[0].strip() if status == 0 else ""
+    return sha or None
+
+
 def _is_ancestor(repo: git.Repo, a: str, b: str) -> bool:
-    return repo.git.merge_base("--is-ancestor", a, b, with_exceptions=False, with_extended_output=True)[0] == 0
+    return bool(repo.git.merge_base("--is-ancestor", a, b, with_exceptions=False, with_extended_output=True)[0] == 0)
 
 
 def _worktrees(repo: git.Repo) -> dict[Path, str | None]:
@@ -321,7 +332,7 @@ class Workspaces:
                             message or "taskpin: agent changes", env=env)
         except git.GitCommandError as exc:
             raise WorkspaceError(f"Could not commit the agent's changes in {worktree}: {_git_error(exc)}") from None
-        return repo.git.rev_parse("HEAD")
+        return str(repo.git.rev_parse("HEAD"))
 
     def diff_summary(self, repo_path: Path, base_branch: str, branch: str) -> DiffSummary:
         repo = _open(repo_path)
@@ -384,21 +395,14 @@ class Workspaces:
         head = _head_of(repo, branch)
         if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
             return False
-        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{branch}", with_exceptions=False,
-                                            with_extended_output=True, env={"GIT_TERMINAL_PROMPT": "0"},
-                                            kill_after_timeout=PUSH_TIMEOUT_S)
-        return status == 0 and out.split("\t", 1)[0].strip() == head
+        return _ls_remote_head(repo, remote, branch) == head
 
     def remote_head(self, repo_path: Path, branch: str, remote: str) -> str | None:
         """The commit `remote` has for `branch`, or None (no such branch there, or no answer)."""
         repo = _open(repo_path)
         if not (isinstance(remote, str) and _REMOTE_RE.match(remote)):
             return None
-        status, out, _ = repo.git.ls_remote("--", remote, f"refs/heads/{_check_branch(branch)}",
-                                            with_exceptions=False, with_extended_output=True,
-                                            env={"GIT_TERMINAL_PROMPT": "0"}, kill_after_timeout=PUSH_TIMEOUT_S)
-        sha = out.split("\t", 1)[0].strip() if status == 0 else ""
-        return sha or None
+        return _ls_remote_head(repo, remote, _check_branch(branch))
 
     def push(self, repo_path: Path, branch: str, remote: str) -> None:
         repo = _open(repo_path)

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RepoConfig, Settings
-from .ports import PortPool
 from .harness.env import agent_env
 from .harness.process import spawn_agent, stop_process_group
+from .ports import PortPool
 
 if TYPE_CHECKING:
-    from .world import World
     from .logs import TaskLogs
     from .models import TaskView
+    from .world import World
 
 log = logging.getLogger(__name__)
 

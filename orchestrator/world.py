@@ -13,10 +13,12 @@ from .harness.base import Harness
 from .harness.registry import build_harness
 from .logs import TaskLogs
 from .models import TaskView
+from .policies import Policies
+from .ports import PortPool, port_pool
 from .states import TaskState
 from .store import Store
+from .usage import UsageWriter
 from .workspaces import Workspaces
-from .ports import PortPool, port_pool
 
 
 class World:
@@ -28,6 +30,8 @@ class World:
         self.workspaces = Workspaces(settings.workspaces_dir)
         self.logs = TaskLogs(settings.log_dir, settings.log_retention_days)
         self.ports: PortPool = port_pool(settings)   # a distinct port range per live task
+        self.usage_writer = UsageWriter(store, self.bus)   # every run's usage, in one write per interval
+        self.policies = Policies(settings, store, self.logs, self.bus)   # approval-policy rules
         self._harnesses: dict[str, Harness] = {}
 
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,

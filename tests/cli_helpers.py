@@ -38,7 +38,7 @@ async def run_taskpin(cwd: Path, *args: str, env: dict | None = None, timeout: f
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-        raise AssertionError(f"taskpin {' '.join(args)} did not exit within {timeout}s:\n{out.decode()}{err.decode()}")
+        raise AssertionError(f"taskpin {' '.join(args)} did not exit within {timeout}s:\n{out.decode()}{err.decode()}") from None
     return Result(proc.returncode, out.decode(), err.decode())
 
 

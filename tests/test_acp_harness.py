@@ -26,7 +26,6 @@ from orchestrator.harness import (
 )
 from orchestrator.harness.acp import AcpHarness, AcpSession
 from orchestrator.models import Answer, InterventionKind, Option
-
 from tests.harness_helpers import ACP_AGENT, WRITE_ASK, acp_agent_env, alive, collect, of
 from tests.harness_helpers import acp_agent_log as agent_log
 

@@ -10,7 +10,6 @@ from dotenv import dotenv_values
 
 from bot.settings import PLACEHOLDERS, SlackSettings
 from orchestrator.config import Settings
-
 from tests.cli_helpers import ROOT, run_taskpin, write_config
 
 OFFLINE_SLACK = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_APP_TOKEN": "xapp-1-abc",

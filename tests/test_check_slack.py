@@ -15,7 +15,6 @@ from aiohttp import web
 
 from bot.emulator import SlackEmulator
 from bot.manifest import bot_scopes
-
 from tests.cli_helpers import clean_env, free_port, run_taskpin, write_config
 
 BOARD = "C0BOARD0001"

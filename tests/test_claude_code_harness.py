@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 
 import pytest
 
+from orchestrator.config import AgentConfig
 from orchestrator.harness.base import (
     Failed,
     Finished,
@@ -22,9 +22,8 @@ from orchestrator.harness.base import (
 )
 from orchestrator.harness.errors import HarnessConfigError
 from orchestrator.harness.registry import build_harness
-from orchestrator.config import AgentConfig
 from orchestrator.models import Answer, InterventionKind
-
+from tests.core.helpers import wait_until
 from tests.fakes.anthropic_api import (
     FakeAnthropic,
     all_text,
@@ -36,8 +35,6 @@ from tests.fakes.anthropic_api import (
     text,
     tool_results,
 )
-
-from tests.core.helpers import wait_until
 from tests.harness_helpers import CLAUDE_MODEL as MODEL
 from tests.harness_helpers import alive, claude_code_options, collect, of, processes_running, processes_with_env
 

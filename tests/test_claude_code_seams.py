@@ -14,7 +14,6 @@ import pytest
 from orchestrator.config import AgentConfig
 from orchestrator.harness import Finished, SessionIdAssigned, SessionSpec, build_harness
 from orchestrator.harness.claude_code.sdk_seams import bundled_cli, resumed_cost_baseline
-
 from tests.harness_helpers import claude_code_options, collect, of
 
 sdk = pytest.importorskip("claude_agent_sdk")
@@ -41,10 +40,10 @@ def test_the_wheel_bundles_the_cli():
 
 
 async def test_a_session_leaves_the_sdk_unpatched_and_its_cost_is_found_for_a_resume(tmp_path):
-    from tests.fakes.anthropic_api import FakeAnthropic, text
-
     import anyio
     from claude_agent_sdk._internal.transport import subprocess_cli
+
+    from tests.fakes.anthropic_api import FakeAnthropic, text
 
     workdir = tmp_path / "wt"
     workdir.mkdir()

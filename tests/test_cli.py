@@ -89,4 +89,4 @@ def test_db_upgrade_creates_the_schema(tmp_path):
     db = tmp_path / "t.db"
     result = taskpin(tmp_path, "db", "upgrade", env={"TASKPIN_DATABASE_URL": f"sqlite+aiosqlite:///{db}"})
     assert result.returncode == 0, result.stderr
-    assert "database schema at revision 0005" in result.stdout and db.exists()
+    assert "database schema at revision 0006" in result.stdout and db.exists()

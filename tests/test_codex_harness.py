@@ -24,7 +24,6 @@ from orchestrator.harness.errors import HarnessConfigError
 from orchestrator.harness.process import descendants, proc_table
 from orchestrator.harness.registry import build_harness
 from orchestrator.models import Answer, InterventionKind
-
 from tests.agents.clis import require_cli
 from tests.fakes.openai_responses import FakeResponses
 from tests.harness_helpers import cmdline, codex_options

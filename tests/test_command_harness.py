@@ -31,7 +31,6 @@ from orchestrator.harness import (
 )
 from orchestrator.harness.command import CommandHarness, CommandSession
 from orchestrator.models import Answer, InterventionKind, Option
-
 from tests.harness_helpers import alive, collect, group_members
 
 AGENTS = Path(__file__).resolve().parent / "agents"

@@ -14,8 +14,11 @@ def test_demo_runs_the_whole_flow_offline(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     steps = ["pinned board", "/task Add a CONTRIBUTING guide", "dispatched by @alice",
              "Which tone should CONTRIBUTING.md take?", "[Friendly] [Formal]",
+             "approval policy answered 1 request without asking", "allowed by `Bash(ls *)` (repos.demo)",
+             "after #1, and dispatches it", "waits for #1",
              "your reply was", "not forwarded", "@alice chose Friendly", "ready for review", "+4 −0 · 1 file",
-             "[Approve] [Request changes] [Reject]", "is completed", "Completed (1)"]
+             "[Approve] [Request changes] [Reject]", "is completed",
+             "taskpin dispatched it by itself", "+2 −0 · 1 file: `README.md`", "Completed (1)"]
     positions = [out.find(step) for step in steps]
     assert all(p >= 0 for p in positions), [s for s, p in zip(steps, positions) if p < 0]
     assert positions == sorted(positions), list(zip(steps, positions))

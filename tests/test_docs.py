@@ -5,7 +5,6 @@ import re
 
 from bot.settings import env_aliases
 from orchestrator.config import env_names
-
 from tests.cli_helpers import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -14,7 +14,6 @@ import pytest
 from orchestrator.config import AgentConfig
 from orchestrator.harness import Failed, SessionSpec, build_harness
 from orchestrator.harness.session import cancel_and_wait, settle, wait_quietly
-
 from tests.core.helpers import wait_until
 from tests.harness_helpers import alive, group_members
 

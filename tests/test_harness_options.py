@@ -13,7 +13,6 @@ from orchestrator.config import AgentConfig
 from orchestrator.harness import HarnessConfigError, build_harness
 from orchestrator.harness.docs import blocks, options_table, render
 from orchestrator.harness.registry import OPTION_MODELS, available_kinds, options_model, validate_agent_options
-
 from tests.test_cli import taskpin, write_toml
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -45,10 +45,10 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.push": (),
     "users.info": ("users:read",),
     "conversations.info": ("channels:read", "groups:read"),   # the board channel may be public or private
-    "apps.connections.open": (),           # the app-level token's connections:write, not a bot scope
-    # The outbox finds a message it may have posted before a crash by its metadata marker.
-    "conversations.history": ("channels:history", "groups:history"),
+    "conversations.open": ("im:write",),   # the DM telling an owner an agent waits (bot/notify.py)
+    "conversations.history": ("channels:history", "groups:history"),   # the outbox finds a lost post
     "conversations.replies": ("channels:history", "groups:history"),
+    "apps.connections.open": (),           # the app-level token's connections:write, not a bot scope
 }
 # Methods every bolt app calls without our code naming them.
 IMPLICIT_METHODS = {"auth.test"}
@@ -97,10 +97,8 @@ class Recorder:
 def used() -> dict[str, set]:
     recorder = Recorder()
     listeners.register(recorder)
-    # Catch-all listeners (bot/listeners/fallback.py: a pattern that acks whatever else arrives)
-    # name nothing the manifest must subscribe to.
-    reg = {kind: [key for key in keys if not isinstance(key, re.Pattern)]
-           for kind, keys in recorder.registered.items()}
+    # Catch-all fallbacks (bot/listeners/fallback.py, a pattern) only ack what nothing else handles.
+    reg = {kind: [key for key in keys if not isinstance(key, re.Pattern)] for kind, keys in recorder.registered.items()}
     events = {key if isinstance(key, str) else key["type"] for key in reg.get("event", [])}
     if reg.get("message"):
         events.add("message")

@@ -3,18 +3,17 @@
 running and get a place ahead of them should they be queued again after a restart."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
 
 from orchestrator.states import TaskState
-from orchestrator.store import Store, make_engine
-from orchestrator.store import migrate
+from orchestrator.store import Store, make_engine, migrate
 from orchestrator.store.tables import TaskRow, TransitionRow
 
 S = TaskState
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-OLD_HEAD_OF_QUEUE = datetime(1970, 1, 1, tzinfo=timezone.utc)   # what 0003-era recovery wrote
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+OLD_HEAD_OF_QUEUE = datetime(1970, 1, 1, tzinfo=UTC)   # what 0003-era recovery wrote
 
 
 def _task(task_id: int, state: str, *, queued_at=None, started_at=None) -> dict:
@@ -40,7 +39,7 @@ async def test_0004_makes_waiting_dispatches_queued_in_fifo_order(db_url):
             await conn.execute(insert(TransitionRow.__table__), [
                 dict(task_id=i, from_state="backlog", to_state="in_progress", actor="U1", reason="dispatched", at=T0)
                 for i in (2, 3, 4)])
-        await migrate.upgrade(engine, "head")
+        await migrate.upgrade(engine, "0004")
         assert await migrate.current_revision(engine) == "0004"
     finally:
         await engine.dispose()
@@ -110,4 +109,4 @@ async def test_0004_downgrades_back_to_the_queued_at_flag(db_url):
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

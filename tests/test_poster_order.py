@@ -3,7 +3,7 @@ first, and a message whose budget lets it go now before one that must wait for i
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bot.poster import Priority, _Channel
 from orchestrator.outbox import OutboxItem, OutboxStatus
@@ -12,7 +12,7 @@ from orchestrator.outbox import OutboxItem, OutboxStatus
 def item(item_id: int, thread: str, op: str) -> OutboxItem:
     return OutboxItem(id=item_id, channel="C1", thread=thread, key=None, kind="intervention", op=op,
                       priority=Priority.INTERVENTION, parent=None, payload={}, status=OutboxStatus.PENDING,
-                      maybe_sent=False, attempts=0, ref=None, error=None, created_at=datetime.now(timezone.utc))
+                      maybe_sent=False, attempts=0, ref=None, error=None, created_at=datetime.now(UTC))
 
 
 def test_a_question_to_post_does_not_wait_behind_an_edit_waiting_for_chat_update_budget():

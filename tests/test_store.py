@@ -22,6 +22,7 @@ async def test_migrations_create_schema_and_record_head(db_url):
     store = await Store.open(db_url)
     try:
         from alembic.script import ScriptDirectory
+
         from orchestrator.store.migrate import alembic_config
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         assert head not in (None, "0001") and await current_revision(store.engine) == head

@@ -336,9 +336,8 @@ def test_create_reports_branch_checked_out_elsewhere(repo, ws):
 
 def test_many_worktrees_created_at_once_all_succeed(tmp_path):
     """git's worktree bookkeeping races with itself; taskpin serializes it per repository."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import subprocess
+    from concurrent.futures import ThreadPoolExecutor
 
     repo = tmp_path / "repo"
     repo.mkdir()

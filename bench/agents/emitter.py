@@ -38,7 +38,7 @@ for step, (rate, seconds) in enumerate(schedule):
         while sent < due:
             sent += 1
             batch.append(usage if sent % usage_every == 0 else
-                         '{"type":"output","text":"s%d %s"}' % (step, stamp))
+                         f'{{"type":"output","text":"s{step} {stamp}"}}')
         if batch:
             out.write("\n".join(batch) + "\n")
             out.flush()

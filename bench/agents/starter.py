@@ -4,6 +4,7 @@
 env BENCH_START_FILE  if set, "<task id> <epoch>" is appended to it first thing
 """
 import time
+
 t = time.time()
 import os  # noqa: E402
 import sys  # noqa: E402

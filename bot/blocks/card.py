@@ -31,6 +31,7 @@ CARD_TEXT_MAX = 2000  # well under the 3000 section limit, keeps boards small
 
 STATE_EMOJI: Mapping[TaskState, str] = {
     TaskState.BACKLOG: "📥",
+    TaskState.WAITING: "⏸️",
     TaskState.QUEUED: "🕒",
     TaskState.IN_PROGRESS: "▶️",
     TaskState.BLOCKED: "✋",
@@ -41,6 +42,7 @@ STATE_EMOJI: Mapping[TaskState, str] = {
 }
 STATE_LABEL: Mapping[TaskState, str] = {
     TaskState.BACKLOG: "Backlog",
+    TaskState.WAITING: "Waiting",
     TaskState.QUEUED: "Queued",
     TaskState.IN_PROGRESS: "In progress",
     TaskState.BLOCKED: "Blocked",
@@ -53,6 +55,7 @@ STATE_LABEL: Mapping[TaskState, str] = {
 # The buttons each state offers, in display order. Handlers still check the transition.
 CARD_ACTIONS: Mapping[TaskState, tuple[ActionId, ...]] = {
     TaskState.BACKLOG: (ActionId.DISPATCH,),
+    TaskState.WAITING: (ActionId.DISPATCH_ANYWAY, ActionId.CANCEL),
     TaskState.QUEUED: (ActionId.CANCEL,),
     TaskState.IN_PROGRESS: (ActionId.CANCEL,),
     TaskState.BLOCKED: (ActionId.CANCEL,),
@@ -63,6 +66,7 @@ CARD_ACTIONS: Mapping[TaskState, tuple[ActionId, ...]] = {
 }
 _BUTTON_TEXT: Mapping[ActionId, str] = {
     ActionId.DISPATCH: "Dispatch",
+    ActionId.DISPATCH_ANYWAY: "Dispatch anyway",
     ActionId.CANCEL: "Cancel",
     ActionId.APPROVE: "Approve",
     ActionId.REQUEST_CHANGES: "Request changes",
@@ -142,6 +146,8 @@ def _state_lines(task: TaskView, now: datetime) -> list[str]:
         return [f"⏳ queued · waiting {fmt_elapsed(task.state_changed_at, now)}"]
     if state == TaskState.BACKLOG:
         return [f"waiting {fmt_elapsed(since, now)}"]
+    if state == TaskState.WAITING:
+        return [f"⏸️ {waits_for_text(task)} · since {fmt_elapsed(task.state_changed_at, now)}"]
     if state == TaskState.IN_PROGRESS:
         return [f"running {fmt_elapsed(since, now)}"]
     if state == TaskState.BLOCKED:
@@ -159,6 +165,11 @@ def _state_lines(task: TaskView, now: datetime) -> list[str]:
         return [f"completed {fmt_elapsed(task.finished_at or task.state_changed_at, now)} ago"]
     reason = safe_text(one_line(task.failure_reason or "no reason recorded"), FAILURE_REASON_MAX)
     return [f"failed {fmt_elapsed(task.finished_at or task.state_changed_at, now)} ago: {reason}"]
+
+
+def waits_for_text(task: TaskView) -> str:
+    """``waits for #12, #13``: the tasks it was dispatched to wait for."""
+    return "waits for " + ", ".join(f"#{d}" for d in task.depends_on) if task.depends_on else "waiting"
 
 
 def _since(task: TaskView) -> datetime:
@@ -188,6 +199,8 @@ def _compact_detail(task: TaskView) -> str:
         return f"queued #{task.queue_position}"
     if task.state == TaskState.BLOCKED:
         return f"{task.pending_interventions} waiting" if task.pending_interventions else "blocked"
+    if task.state == TaskState.WAITING:
+        return waits_for_text(task)
     if task.state == TaskState.AWAITING_REVIEW and task.diff:
         return f"+{task.diff.insertions} −{task.diff.deletions}"
     if task.state == TaskState.FAILED and task.failure_reason:
@@ -213,6 +226,11 @@ def _confirm_for(action: ActionId, task: TaskView) -> dict | None:
             f"{title}\nThe task moves to Failed; it can be retried later.",
             confirm="Reject",
         )
+    if action == ActionId.DISPATCH_ANYWAY:
+        return confirm_dialog(
+            f"Dispatch {task.short_id} anyway?",
+            f"{title}\nIt starts now, without the work of {waits_for_text(task).removeprefix('waits for ')}.",
+            confirm="Dispatch anyway", deny="Keep waiting", style="primary")
     if action == ActionId.CANCEL:
         return confirm_dialog(
             f"Cancel {task.short_id}?",

@@ -11,6 +11,7 @@ from ..ids import ActionId, make_action_id
 from .board import NO_URLS, order_tasks
 from .card import render_card
 from .kit import Block, actions, button, context, header, section
+from .waiting import Waiting, home_waiting_blocks
 
 HOME_TITLE = "taskpin"
 # 3 blocks per card at most: 25 cards + 8 blocks of chrome stays under the 100-block limit.
@@ -25,6 +26,7 @@ def render_home(
     page: int = 0,
     thread_urls: Mapping[int, str] = NO_URLS,
     pull_request_urls: Mapping[int, str] = NO_URLS,
+    waiting: Sequence[Waiting] = (),
 ) -> dict:
     """A ``home`` view. Every task appears on exactly one page; ``page`` is clamped."""
     ordered = home_order(tasks, viewer)
@@ -38,6 +40,7 @@ def render_home(
             block_id="home_actions",
         ),
         context(_counts(tasks, viewer), block_id="home_summary"),
+        *home_waiting_blocks(waiting, thread_urls),   # the viewer's pending questions, with answer buttons
     ]
     if not ordered:
         blocks.append(section("No tasks yet.", block_id="home_empty"))

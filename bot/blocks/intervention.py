@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from datetime import datetime
 
 from orchestrator.models import InterventionKind, InterventionStatus, InterventionView, Option, TaskView
 
 from ..ids import ActionId, encode_option_value, make_action_id
-from .kit import Block, actions, button, context, option, section
+from .kit import Block, actions, button, confirm_dialog, context, option, section
 from .limits import (
     ACTIONS_MAX_ELEMENTS,
     BUTTON_VALUE_MAX,
@@ -130,6 +129,8 @@ def _controls(intervention: InterventionView, text_budget: int) -> tuple[list[Bl
         return _checkboxes(intervention, text_budget)
     if len(options) <= ACTIONS_MAX_ELEMENTS:
         elements = [_option_button(intervention.id, index, o) for index, o in enumerate(options)]
+        if _always_allowable(intervention) and len(elements) < ACTIONS_MAX_ELEMENTS:
+            elements.append(_always_button(intervention))
         return [actions(elements, block_id=f"intervention_options:{intervention.id}")], 0
     return _selects(intervention, text_budget)
 
@@ -150,6 +151,27 @@ def _option_button(intervention_id: int, index: int, choice: Option) -> dict:
         action_id=make_action_id(ActionId.ANSWER_OPTION, intervention_id, index),
         value=encode_option_value(intervention_id, choice.id, index, limit=BUTTON_VALUE_MAX),
         style=_style_for(choice.kind),
+    )
+
+
+def _always_allowable(intervention: InterventionView) -> bool:
+    """A permission for a named tool that the agent lets us allow: a rule can be written for it."""
+    return (intervention.kind == InterventionKind.PERMISSION and bool(intervention.tool)
+            and any(_style_for(o.kind) == "primary" for o in intervention.options))
+
+
+def _always_button(intervention: InterventionView) -> dict:
+    what = safe_text(one_line(f"{intervention.tool}" + (f" {intervention.detail}" if intervention.detail else "")),
+                     150)
+    return button(
+        "Always allow this",
+        action_id=make_action_id(ActionId.ANSWER_ALWAYS, intervention.id),
+        value=str(intervention.id),
+        confirm=confirm_dialog(
+            "Always allow this?",
+            f"{what}\nAllowed now, and from now on without asking: for this task, or for every task of "
+            "the repository when an approver clicks. /task policy lists and removes the rules.",
+            confirm="Always allow", deny="Cancel", style="primary"),
     )
 
 
@@ -234,7 +256,7 @@ def _outcome(intervention: InterventionView) -> str:
     if intervention.resolved_at:
         after = f" after {fmt_elapsed(intervention.created_at, intervention.resolved_at)}"
     chosen = [_chosen_label(intervention.options, option_id) for option_id in intervention.answer_options]
-    reply = _quote(intervention.answer_text, ANSWER_TEXT_MAX) if (intervention.answer_text or "").strip() else ""
+    reply = _quote(intervention.answer_text or "", ANSWER_TEXT_MAX) if (intervention.answer_text or "").strip() else ""
     permission = intervention.kind == InterventionKind.PERMISSION
     # A reply to a permission is a deny with a message (the core fills in the deny option).
     if permission and (not chosen or (reply and _chose_deny(intervention))):
@@ -266,3 +288,8 @@ def _fallback(task: TaskView, intervention: InterventionView, mention: str) -> s
         what = f"the agent asks: {intervention.prompt}"
     text = safe_text(one_line(f"{task.short_id} {task.title} — {what}"), FALLBACK_PROMPT_MAX)
     return f"{mention} {text}"
+
+
+def answer_controls(intervention: InterventionView, text_budget: int = SECTION_TEXT_MAX) -> list[Block]:
+    """The question's answer buttons/selects alone (e.g. for the Home tab); [] when it takes free text."""
+    return _controls(intervention, text_budget)[0]

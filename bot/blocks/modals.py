@@ -13,6 +13,7 @@ from .text import inline_code, one_line, plain, safe_text
 
 TASK_TITLE_MAX = 150
 BRANCH_MAX = 200
+DEPENDS_ON_MAX = 300
 
 
 def create_task_modal(
@@ -38,6 +39,8 @@ def create_task_modal(
         _choice_input(InputId.AGENT, "Agent", agents, default_agent),
         _text_input(InputId.BASE_BRANCH, "Base branch", max_length=BRANCH_MAX, optional=True,
                     placeholder="the repository's default"),
+        _text_input(InputId.DEPENDS_ON, "Waits for", max_length=DEPENDS_ON_MAX, optional=True,
+                    placeholder="#12 #13: it starts when those tasks complete"),
     ]
     if len(prompt) > PLAIN_TEXT_INPUT_MAX:
         blocks.insert(2, context(f"The prefilled prompt was cut to {PLAIN_TEXT_INPUT_MAX} characters."))

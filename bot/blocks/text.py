@@ -15,7 +15,7 @@ Escaping policy
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 ELLIPSIS = "…"
 ZERO_WIDTH_SPACE = "\u200b"
@@ -139,7 +139,7 @@ def fmt_cost(usd: float) -> str:
 
 def _epoch_minutes(at: datetime) -> int:
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return int(at.timestamp() // 60)
 
 
@@ -162,7 +162,7 @@ def fmt_elapsed(since: datetime, now: datetime) -> str:
 def epoch_seconds(at: datetime) -> float:
     """Comparable timestamps even when naive (taken as UTC) and aware datetimes mix."""
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return at.timestamp()
 
 

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from orchestrator.models import TaskView
 from orchestrator.states import TaskState
 
-from .card import STATE_LABEL, diff_line
-from .kit import Block, context, section
+from ..ids import ActionId, make_action_id
+from .card import STATE_LABEL, diff_line, waits_for_text
+from .kit import Block, actions, button, confirm_dialog, context, section
 from .limits import FALLBACK_TEXT_MAX, SECTION_TEXT_MAX
 from .text import (
     code_block,
@@ -38,6 +39,8 @@ def dispatch_message(task: TaskView, actor: str) -> dict:
     )
     if task.queued:
         text += f"\n⏳ Queued #{task.queue_position}: it starts when a session slot frees up."
+    elif task.state == TaskState.WAITING:
+        text += f"\n⏸️ It {waits_for_text(task)} and starts by itself when the last of them completes."
     return _message(text, f"{task.short_id} dispatched to {task.agent}", block_id=f"dispatch:{task.id}")
 
 
@@ -148,3 +151,46 @@ def _title(task: TaskView) -> str:
 def _message(mrkdwn_text: str, fallback: str, *, block_id: str | None = None) -> dict:
     block: Block = section(truncate(mrkdwn_text, SECTION_TEXT_MAX), block_id=block_id)
     return {"text": safe_text(one_line(fallback), FALLBACK_TEXT_MAX) or "taskpin", "blocks": [block]}
+
+
+POLICY_LINES_SHOWN = 10
+
+
+def policy_summary_message(task: TaskView, decisions: Sequence[tuple[str, str | None, str | None, str, str]]) -> dict:
+    """What the approval policy answered without asking, one line per request (effect, tool,
+    detail, the deciding rule, where it is written), oldest first; past POLICY_LINES_SHOWN, a
+    count (the task log has them all)."""
+    allowed = sum(1 for effect, *_ in decisions if effect == "allow")
+    denied = len(decisions) - allowed
+    counts = ", ".join(part for part in (f"{allowed} allowed" if allowed else "",
+                                         f"{denied} denied" if denied else "") if part)
+    lines = [f"🛡️ *{task.short_id}* taskpin's approval policy answered {len(decisions)} "
+             f"request{'s' if len(decisions) != 1 else ''} without asking ({counts}):"]
+    for effect, tool, detail, rule, source in decisions[:POLICY_LINES_SHOWN]:
+        what = safe_text(one_line(tool or "a tool"), 60) + (f" {inline_code(detail, 150)}" if detail else "")
+        verb = "allowed" if effect == "allow" else "denied"
+        where = f" ({escape_mrkdwn(one_line(source))})" if source else ""
+        lines.append(f"• {'✅' if effect == 'allow' else '🚫'} {what}: {verb} by {inline_code(rule, 150)}{where}")
+    hidden = len(decisions) - POLICY_LINES_SHOWN
+    if hidden > 0:
+        lines.append(f"• +{hidden} more (in the task log)")
+    return {"text": f"{task.short_id}: the approval policy answered {len(decisions)} requests ({counts})",
+            "blocks": [context(truncate("\n".join(lines), 3000), block_id=f"policy:{task.id}")]}   # quiet: small
+
+
+def dependency_failed_message(task: TaskView, dependency: TaskView) -> dict:
+    """A dependency failed: the task keeps waiting until someone decides, with the buttons to."""
+    reason = safe_text(one_line(dependency.failure_reason or "no reason recorded"), 300)
+    text = (f"⚠️ *{dependency.short_id}* {_title(dependency)}, which *{task.short_id}* waits for, failed: {reason}.\n"
+            f"{task.short_id} keeps waiting: it starts by itself if {dependency.short_id} is retried and completes. "
+            "Dispatch it anyway, or cancel it.")
+    controls = actions([button("Dispatch anyway", action_id=make_action_id(ActionId.DISPATCH_ANYWAY, task.id),
+                               value=str(task.id), style="primary"),
+                        button("Cancel", action_id=make_action_id(ActionId.CANCEL, task.id), value=str(task.id),
+                               style="danger", confirm=confirm_dialog(
+                                   f"Cancel {task.short_id}?", "It moves to Failed; it can be retried later.",
+                                   confirm="Cancel it"))], block_id=f"dependency_actions:{task.id}:{dependency.id}")
+    message = _message(text, f"{task.short_id}: {dependency.short_id}, which it waits for, failed",
+                       block_id=f"dependency:{task.id}:{dependency.id}")
+    message["blocks"].append(controls)
+    return message

@@ -6,7 +6,7 @@ payload, a view submission or a message shortcut, delivered over Socket Mode and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..emulator import NotAcked
 from ..emulator.server import SlackEmulator
@@ -29,6 +29,12 @@ def _text(body: dict, key: str = "text") -> str:
     if len(value) > TEXT_MAX:
         raise PageError(f"that message is too long ({len(value)} characters, at most {TEXT_MAX})")
     return value
+
+
+@overload
+def _str(body: dict, key: str) -> str: ...
+@overload
+def _str(body: dict, key: str, *, optional: Literal[True]) -> str | None: ...
 
 
 def _str(body: dict, key: str, *, optional: bool = False) -> str | None:
@@ -120,7 +126,8 @@ async def perform(emu: SlackEmulator, channel: str, body: Any) -> dict:
     try:
         if not isinstance(body, dict):
             raise PageError("the page sent something that is not an action")
-        handler = ACTIONS.get(body.get("type"))
+        kind = body.get("type")
+        handler = ACTIONS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             raise PageError(f"unknown action {body.get('type')!r}")
         user = body.get("user")

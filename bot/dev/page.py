@@ -28,7 +28,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def snapshot(session: DevSession, user: str) -> dict:
     """The board channel, its threads, the person's ephemerals, Home tab and open modals."""
-    emu, channel = session.emu, session.board_channel
+    emu, channel = session.emulator, session.board_channel
     messages = emu.messages(channel)
     approvers = set(session.approvers)
     return {
@@ -111,7 +111,7 @@ class DevPage:
 
     def _user(self, request: web.Request) -> str:
         user = request.query.get("user", "")
-        return user if user in self.session.emu.ws.users else self.session.users["owner"]
+        return user if user in self.session.emulator.ws.users else self.session.users["owner"]
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(snapshot(self.session, self._user(request)))
@@ -122,7 +122,7 @@ class DevPage:
         except ValueError:
             return web.json_response({"ok": False, "error": "the page sent something that is not JSON"}, status=400)
         try:
-            result = await perform(self.session.emu, self.session.board_channel, body)
+            result = await perform(self.session.emulator, self.session.board_channel, body)
         finally:
             self.actions += 1
         return web.json_response(result)
@@ -138,7 +138,7 @@ class DevPage:
                     continue
                 with contextlib.suppress(ValueError, AttributeError):
                     user = json.loads(msg.data).get("user")
-                    if user in self.session.emu.ws.users:
+                    if user in self.session.emulator.ws.users:
                         self._sockets[ws] = {"user": user, "sent": None}
                         await self._push(ws)
         finally:
@@ -147,7 +147,7 @@ class DevPage:
 
     # --- pushing ---------------------------------------------------------------------
     def _fingerprint(self) -> tuple:
-        emu = self.session.emu
+        emu = self.session.emulator
         return (len(emu.calls), len(emu.response_url_posts), len(emu.ws.ephemerals), self.actions)
 
     async def _watch(self) -> None:

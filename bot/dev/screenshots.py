@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator import TaskState
@@ -40,7 +41,9 @@ TASKS = [
 
 class Scene:
     def __init__(self, session: DevSession) -> None:
-        self.session, self.emu, self.core = session, session.emu, session.runtime.core
+        if session.runtime is None:
+            raise RuntimeError("start the dev session before playing a scene")
+        self.session, self.emu, self.core = session, session.emulator, session.runtime.core
         self.ids: dict[str, int] = {}
 
     def board(self) -> dict:
@@ -105,9 +108,11 @@ class Scene:
         await self.emu.wait_for(lambda: all(c in self.emu.text_of(self.board()) for c in columns), timeout=30)
         for title, words in (("Add a CONTRIBUTING guide", "is completed"), ("Document how we review", "ready for review"),
                              ("Move CI", "failed"), ("Migrate the dev database", "wants to use")):
-            await self.emu.wait_for(lambda: words in " ".join(self.emu.text_of(m) for m in self.thread_of(title)),
-                                    timeout=30)
+            await self.emu.wait_for(self._thread_says(title, words), timeout=30)
         await asyncio.sleep(1.0)
+
+    def _thread_says(self, title: str, words: str) -> Callable[[], bool]:
+        return lambda: words in " ".join(self.emu.text_of(m) for m in self.thread_of(title))
 
     def thread_of(self, title: str) -> list[dict]:
         channel = self.session.board_channel
@@ -119,7 +124,7 @@ class Scene:
 async def photograph(url: str, out: Path) -> list[Path]:
     from playwright.async_api import async_playwright
 
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the browser starts
     written = []
     async with async_playwright() as pw:
         chromium = await browser.launch(pw)

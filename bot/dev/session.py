@@ -63,7 +63,9 @@ class DevSession:
         self.options = options or DevOptions()
         self.emu: SlackEmulator | None = None
         self.runtime: Runtime | None = None
-        self.repo_name = self.repo_path = self.agent_name = None
+        self.repo_name: str | None = None
+        self.repo_path: Path | None = None
+        self.agent_name: str | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     board_channel = BOARD
@@ -90,13 +92,23 @@ class DevSession:
             self.repo_path, self.repo_name, branch = demo_repo(root), "demo", "main"
         agents = opts.agents or {DEMO_AGENT: demo_agent(opts.agent_pause)}
         self.agent_name = next(iter(agents))
+        repo = {"path": str(self.repo_path), "base_branch": branch}
         # `config` points at a file that does not exist: a taskpin.toml in the current folder must not
         # add its repositories and agents to the session (--agent takes the one it names from there).
-        return Settings(_env_file=None, config=root / "none.toml", database_url=f"sqlite+aiosqlite:///{root / 'dev.db'}",
+        return Settings(_env_file=None, config=root / "none.toml",
+                        database_url=f"sqlite+aiosqlite:///{root / 'dev.db'}",
                         workspaces_dir=root / "worktrees", log_dir=root / "logs",
-                        repos={self.repo_name: {"path": str(self.repo_path), "base_branch": branch}},
-                        agents=agents, default_repo=self.repo_name, default_agent=self.agent_name,
+                        repos={self.repo_name: repo},
+                        agents=agents,
+                        default_repo=self.repo_name, default_agent=self.agent_name,
                         approvers=[APPROVER])
+
+    @property
+    def emulator(self) -> SlackEmulator:
+        """The running emulator, for the page and the scenes (they use the session between start and close)."""
+        if self.emu is None:
+            raise RuntimeError("the dev session is not started (or already closed)")
+        return self.emu
 
     @property
     def approvers(self) -> list[str]:

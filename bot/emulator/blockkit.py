@@ -218,7 +218,7 @@ def validate_view(view: Any) -> list[str]:
     return c.errors
 
 
-def iter_elements(blocks: list[dict]):
+def iter_elements(blocks: list[dict] | None):
     """Yield (block, element) for every interactive element in blocks."""
     for b in blocks or []:
         if not isinstance(b, dict):

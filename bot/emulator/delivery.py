@@ -88,7 +88,7 @@ class Dispatcher:
         d.sent_at = time.monotonic()
         try:
             msg = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.socket.pending.pop(d.id, None)
             return Ack(d, acked=False)
         return Ack(d, True, msg["_received"] - d.sent_at, msg.get("payload"))
@@ -98,7 +98,7 @@ class Dispatcher:
         try:
             status, body, ctype = await self.http.post(d.type, d.payload, d.retry_attempt,
                                                        d.retry_reason, timeout)
-        except (asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, OSError) as e:
             return Ack(d, acked=False, extra={"error": f"{type(e).__name__}: {e}"})
         latency = time.monotonic() - d.sent_at
         payload = None

@@ -2,15 +2,36 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .blockkit import iter_elements, validate_view
 from .delivery import Ack
 from .views import MAX_STACK, build_view, replace_view
 
+if TYPE_CHECKING:
+    from .delivery import Dispatcher
+    from .state import Channel, Workspace
+
 
 class UserActions:
     """Mixin for SlackEmulator. Every call returns the app's Ack (raises NotAcked when expect_ack)."""
+
+    if TYPE_CHECKING:   # what the mixin uses of SlackEmulator (bot/emulator/server.py)
+        ws: Workspace
+        dispatcher: Dispatcher
+        response_urls: dict[str, dict]
+
+        def issue_response_url(self, user: str, ch: Channel, message_ts: str | None = None,
+                               ephemeral: bool = False) -> str: ...
+
+        async def deliver(self, kind: str, payload: dict, *, timeout: float | None = None,
+                          expect_ack: bool = True, retry_attempt: int = 0, retry_reason: str = "",
+                          envelope_id: str | None = None, connection: int | None = None) -> Ack: ...
+
+        async def send_event(self, event: dict, **kw: Any) -> Ack: ...
+
+        def apply_response(self, body: dict, ctx: dict) -> None: ...
 
     def _user(self, ref: str) -> dict:
         user = self.ws.users.get(ref) or next((u for u in self.ws.users.values() if u["name"] == ref), None)
@@ -141,9 +162,10 @@ class UserActions:
         if action in ("update", "push") and (not isinstance(new, dict) or validate_view(new)):
             ack.extra["view_errors"] = validate_view(new) if isinstance(new, dict) else ["no view"]
             return
-        if action == "update":
+        # past the check above, update and push always carry a valid view dict
+        if action == "update" and isinstance(new, dict):
             replace_view(self.ws, view, new)
-        elif action == "push" and len(stack) < MAX_STACK:
+        elif action == "push" and isinstance(new, dict) and len(stack) < MAX_STACK:
             pushed = build_view(self.ws, new, root=stack[0], previous=stack[-1], user=user)
             stack.append(pushed["id"])
         elif action == "clear":
@@ -190,7 +212,8 @@ class UserActions:
     async def open_home(self, user: str, **kw) -> Ack:
         u = self._user(user)
         vid = self.ws.home_views.get(u["id"])
-        return await self.send_event(payloads.app_home_opened(u["id"], self.ws.views.get(vid)), **kw)
+        view = self.ws.views.get(vid) if vid is not None else None
+        return await self.send_event(payloads.app_home_opened(u["id"], view), **kw)
 
     async def message_shortcut(self, user: str, channel: str, message_ts: str, callback_id: str,
                                **kw) -> Ack:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from typing import Any
 
 from .state import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, Channel, random_id
 
@@ -56,7 +57,7 @@ def rich_text(text: str) -> list[dict]:
 
 
 def app_home_opened(user: str, view: dict | None) -> dict:
-    ev = {"type": "app_home_opened", "user": user, "channel": "D_HOME_" + user, "tab": "home",
+    ev: dict[str, Any] = {"type": "app_home_opened", "user": user, "channel": "D_HOME_" + user, "tab": "home",
           "event_ts": f"{time.time():.6f}"}
     if view is not None:
         ev["view"] = copy.deepcopy(view)

@@ -27,7 +27,7 @@ POST_MESSAGE = Limit(1, 1.0, burst=3, per_channel=True)
 DEFAULT_LIMITS: dict[str, Limit] = {
     "pins.*": TIER2,
     "chat.update": TIER3, "chat.delete": TIER3, "conversations.replies": TIER3,
-    "conversations.history": TIER3, "apps.connections.open": TIER3, "chat.getPermalink": TIER4,
+    "conversations.history": TIER3, "conversations.open": TIER3, "apps.connections.open": TIER3, "chat.getPermalink": TIER4,
     "chat.postEphemeral": TIER4, "views.*": TIER4, "users.info": TIER4,
     "chat.postMessage": POST_MESSAGE,
 }
@@ -82,9 +82,9 @@ class RateLimiter:
         limit = self.limit_for(method)
         if limit is None:
             return None
-        key = (method, token, channel if limit.per_channel else None)
-        bucket = self.buckets.get(key)
+        bucket_key = (method, token, channel if limit.per_channel else None)
+        bucket = self.buckets.get(bucket_key)
         if bucket is None:
-            bucket = self.buckets[key] = _Bucket(limit, now)
+            bucket = self.buckets[bucket_key] = _Bucket(limit, now)
         wait = bucket.take(now)
         return None if wait is None else max(1, math.ceil(wait))

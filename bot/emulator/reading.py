@@ -4,13 +4,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .blockkit import text_of
+
+if TYPE_CHECKING:
+    from .state import Workspace
 
 
 class Reading:
     """Mixin for SlackEmulator. Everything returned is a copy: mutate freely."""
+
+    if TYPE_CHECKING:   # what the mixin uses of SlackEmulator (bot/emulator/server.py, driver.py)
+        ws: Workspace
+
+        def _user(self, ref: str) -> dict: ...
 
     def messages(self, channel: str) -> list[dict]:
         """Top-level messages of a channel, oldest first."""

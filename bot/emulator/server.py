@@ -14,9 +14,9 @@ from .driver import UserActions
 from .faults import Faults, listening_socket
 from .ratelimit import RateLimiter
 from .reading import Reading
-from .state import BOT_USER_ID, TEAM_ID, TEAM_DOMAIN, Channel, Workspace
+from .state import BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, Channel, Workspace
 from .tokens import TokenRules
-from .webapi import CallRecord, bot_fields, check_content, handle, ApiError
+from .webapi import ApiError, CallRecord, bot_fields, check_content, handle
 
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60
@@ -65,7 +65,7 @@ class SlackEmulator(UserActions, Reading):
             self._site = None
 
     async def _listen_again(self) -> None:
-        if self._site is None and self._runner is not None:
+        if self._site is None and self._runner is not None and self.port is not None:
             self._site = web.SockSite(self._runner, listening_socket(self.port))
             await self._site.start()
 
@@ -219,7 +219,12 @@ class SlackEmulator(UserActions, Reading):
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(lambda t: (self._tasks.discard(t), t.cancelled() or t.exception()))
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()   # retrieved, so asyncio does not log "exception was never retrieved"
 
     # --- response_url -------------------------------------------------------------------------
     def issue_response_url(self, user: str, ch: Channel, message_ts: str | None = None,
@@ -248,10 +253,10 @@ class SlackEmulator(UserActions, Reading):
         """What Slack does with a response_url post or a slash command's ack payload."""
         ch = self.ws.channels[ctx["channel"]]
         if _truthy(body.get("delete_original")):
-            self._on_original(ctx, delete=True)
+            self._on_original(ctx, None)
             return
         if _truthy(body.get("replace_original")):
-            self._on_original(ctx, content=check_content(body))
+            self._on_original(ctx, check_content(body))
             return
         content = check_content(body)
         if body.get("response_type") == "in_channel":
@@ -264,12 +269,13 @@ class SlackEmulator(UserActions, Reading):
             self.add_ephemeral(ch, ctx["user"], content, ctx.get("source", "response_url"),
                                body.get("thread_ts") or in_thread)
 
-    def _on_original(self, ctx: dict, *, delete: bool = False, content: dict | None = None) -> None:
+    def _on_original(self, ctx: dict, content: dict | None) -> None:
+        """Replace the message the response_url came from with `content` (None: delete it)."""
         ch, ts = self.ws.channels[ctx["channel"]], ctx["message_ts"]
         if ctx["ephemeral"]:
             eph = next((e for e in self.ws.ephemerals if e["ts"] == ts), None)
             if eph is not None:
-                if delete:
+                if content is None:
                     self.ws.ephemerals.remove(eph)
                 else:
                     for key in ("text", "blocks"):
@@ -278,7 +284,7 @@ class SlackEmulator(UserActions, Reading):
             return
         if ts is None or ts not in ch.msgs:
             raise ApiError("message_not_found")
-        if delete:
+        if content is None:
             self.emit_message_deleted(ch, self.ws.delete_message(ch, ts))
         else:
             old = copy.deepcopy(ch.msgs[ts])

@@ -85,7 +85,7 @@ class SocketModeHub:
                 raise TimeoutError("no Socket Mode connection: is the app's socket handler running?")
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self.live[-1]
 

@@ -11,7 +11,8 @@ from bot.manifest import bot_scopes
 TOKEN_ERRORS = ("token_revoked", "account_inactive", "invalid_auth", "token_expired")
 # Scopes a method needs, by the kind of channel it is called on (what Slack enforces first).
 CHANNEL_SCOPES = {"conversations.info": {"channel": "channels:read", "group": "groups:read",
-                                         "im": "im:read"}}
+                                         "im": "im:read"},
+                  "conversations.open": {"": "im:write"}}   # called without a channel
 
 
 class TokenRules:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -87,8 +88,9 @@ def dispatch(emu: "SlackEmulator", method: str, params: dict, token: str | None)
         raise ApiError("unknown_method")
     if not token:
         raise ApiError("not_authed")
-    if emu.tokens.error_for(token):
-        raise ApiError(emu.tokens.error_for(token))
+    refused = emu.tokens.error_for(token)
+    if refused:
+        raise ApiError(refused)
     if token not in (emu.bot_token, emu.app_token):
         raise ApiError("invalid_auth")
     if (token == emu.app_token) != (method in APP_TOKEN_METHODS):

@@ -13,6 +13,7 @@ from ..ids import ActionId, action_pattern, decode_option_value, parse_id, task_
 from ..services import Services, services_of
 from .commands import open_create_modal
 from .feedback import tell, tell_error
+from .policy import on_answer_always
 
 log = logging.getLogger(__name__)
 NOT_OURS = "That button is not one taskpin made."
@@ -21,6 +22,7 @@ HOME_PAGES_MAX = 10_000
 
 def register(app: AsyncApp) -> None:
     app.action(action_pattern(ActionId.DISPATCH))(on_dispatch)
+    app.action(action_pattern(ActionId.DISPATCH_ANYWAY))(on_dispatch_anyway)
     app.action(action_pattern(ActionId.CANCEL))(on_cancel)
     app.action(action_pattern(ActionId.RETRY))(on_retry)
     app.action(action_pattern(ActionId.APPROVE))(on_approve)
@@ -29,6 +31,7 @@ def register(app: AsyncApp) -> None:
     app.action(action_pattern(ActionId.ANSWER_OPTION))(on_answer_option)
     app.action(action_pattern(ActionId.ANSWER_SELECT))(on_answer_option)
     app.action(action_pattern(ActionId.ANSWER_SUBMIT))(on_answer_submit)
+    app.action(action_pattern(ActionId.ANSWER_ALWAYS))(on_answer_always)
     app.action(action_pattern(ActionId.ANSWER_CHECKBOXES))(ack_only)
     app.action(action_pattern(ActionId.OPEN_THREAD))(ack_only)
     app.action(action_pattern(ActionId.HOME_PAGE))(on_home_page)
@@ -60,6 +63,9 @@ def _card_action(verb: str, call):
 
 
 on_dispatch = _card_action("dispatch", lambda svc, tid, user: svc.core.dispatch(tid, actor=user))
+on_dispatch_anyway = _card_action("dispatch", lambda svc, tid, user: svc.core.dispatch(tid, actor=user,
+                                                                                      anyway=True))
+on_dispatch_anyway.__name__ = "on_dispatch_anyway"
 on_cancel = _card_action("cancel", lambda svc, tid, user: svc.core.cancel(tid, actor=user))
 on_retry = _card_action("retry", lambda svc, tid, user: svc.core.retry(tid, actor=user))
 on_approve = _card_action("approve", lambda svc, tid, user: svc.core.approve(tid, actor=user))

@@ -1,20 +1,22 @@
 """/task: quick create, modal, help, list."""
 from __future__ import annotations
 
-import inspect
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from orchestrator import TaskState
 
+from ..blocks.card import waits_for_text
 from ..blocks.modals import create_task_modal
 from ..blocks.text import escape_mrkdwn, inline_code, one_line, truncate
 from ..quick_text import QuickTextError, choice_problem, parse
 from ..services import Services, services_of
 from ..slack_errors import describe
 from .feedback import tell, tell_error
+from .policy import is_policy_command, policy_command
 
 log = logging.getLogger(__name__)
 HELP = (
@@ -22,8 +24,10 @@ HELP = (
     "• `/task &lt;what the agent should do&gt;` creates a backlog task with the default repository and agent\n"
     "• `/task repo=NAME agent=NAME branch=BASE &lt;what the agent should do&gt;` picks them in the same line, "
     "e.g. `/task repo=api agent=codex branch=release-2 Fix the flaky login test` (each option is optional)\n"
+    "• `/task Fix the API after #12 #13` waits for those tasks: dispatched, it starts when they complete\n"
     "• `/task` opens a form to pick the repository, the agent and the base branch\n"
     "• `/task list` shows your tasks\n"
+    "• `/task policy` lists the approval-policy rules; `/task policy remove N` removes one added in Slack\n"
     "• `/task help` shows this\n"
     "Then press *Dispatch* on the card. The agent's questions come to you in the task's thread: "
     "answer with the buttons or a reply there."
@@ -48,6 +52,8 @@ async def handle_task_command(ack, command, respond, context, client) -> None:
         await open_create_modal(svc, client, command["trigger_id"], user, respond=respond)
     elif word == "list":
         await respond(text=await list_text(svc, user), response_type="ephemeral")
+    elif is_policy_command(text):
+        await policy_command(svc, user, text, respond)
     else:
         await quick_create(svc, user, text, respond)
 
@@ -69,10 +75,6 @@ async def open_create_modal(svc: Services, client, trigger_id: str, user: str, *
         await tell(svc, user, "Slack did not let taskpin open the form in time; please try again.", respond=respond)
 
 
-def _takes_dependencies(core) -> bool:
-    return "depends_on" in inspect.signature(core.create_task).parameters
-
-
 async def quick_create(svc: Services, user: str, text: str, respond) -> None:
     """`/task [repo=…] [agent=…] [branch=…] prompt [after #N…]`: every refusal is one ephemeral line."""
     core, settings = svc.core, svc.core.settings
@@ -87,13 +89,8 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
     if problem:
         await tell(svc, user, f"{problem[:1].upper()}{problem[1:]}.", respond=respond)
         return
-    extra = {}
+    extra: dict[str, Any] = {}
     if quick.depends_on:
-        if not _takes_dependencies(core):
-            await tell(svc, user, "Dependencies are coming; create the task without "
-                                  f"\"after {' '.join('#' + str(n) for n in quick.depends_on)}\" for now.",
-                       respond=respond)
-            return
         extra["depends_on"] = list(quick.depends_on)
     try:
         task = await core.create_task(prompt=quick.prompt, owner=user, repo=quick.repo, agent=quick.agent,
@@ -103,7 +100,8 @@ async def quick_create(svc: Services, user: str, text: str, respond) -> None:
         return
     await respond(text=f"Created *{task.short_id}* {escape_mrkdwn(task.title)} in the backlog "
                        f"({escape_mrkdwn(task.repo)}, {escape_mrkdwn(task.agent)}, from {inline_code(task.base_branch)}). "
-                       "Press *Dispatch* on its card to start the agent.",
+                       + (f"It {waits_for_text(task)}: press *Dispatch* and it starts when they complete."
+                          if task.depends_on else "Press *Dispatch* on its card to start the agent."),
                   response_type="ephemeral")
 
 

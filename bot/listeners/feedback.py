@@ -41,3 +41,8 @@ async def tell_error(svc: Services, user: str, exc: Exception, verb: str, **kwar
         log.exception("unexpected error while trying to %s", verb)
     await _say(svc, user, ephemeral_mrkdwn(explain_mrkdwn(exc, verb), explain(exc, verb)), **kwargs)
 
+
+
+async def tell_mrkdwn(svc: Services, user: str, mrkdwn_text: str, fallback: str, **kwargs) -> None:
+    """Like tell(), for text the caller escaped already (it may mention users or format code)."""
+    await _say(svc, user, ephemeral_mrkdwn(mrkdwn_text, fallback), **kwargs)

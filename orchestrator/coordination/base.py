@@ -78,10 +78,10 @@ class Coordinator(ABC):
         self.name = name
         self._handlers: list[tuple[Handler, frozenset[str]]] = []
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook: the in-process coordinator needs none
         """Connect (for PostgreSQL: the LISTEN connection) and start reading the journal."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook: the in-process coordinator needs none
         """Stop reading; leases still held expire on their own (or are released by their owners)."""
 
     # ---- leases ------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def _raise_from(error: dict[str, Any]) -> None:
     message = str(error.get("message") or "the other taskpin process refused")
     if isinstance(cls, type) and issubclass(cls, errors.TaskpinError):
         try:
-            exc = cls(message, field=error["field"]) if error.get("field") else cls(message)
+            exc = (cls(message, field=error["field"]) if issubclass(cls, errors.InvalidInput) and error.get("field")
+                   else cls(message))
         except TypeError:    # an error whose constructor takes other arguments
             exc = errors.ActionRefused(message)
         raise exc
@@ -52,7 +53,7 @@ class Calls:
         self.coordinator = coordinator
         self.timeout_s = timeout_s
         self._handlers: dict[str, Handler] = {}
-        self._waiting: dict[str, asyncio.Future] = {}
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
         coordinator.subscribe(self._on_entry, {CALL, REPLY})
 
     def handle(self, op: str, handler: Handler) -> None:
@@ -63,12 +64,12 @@ class Calls:
     async def call(self, target: str, op: str, args: dict[str, Any], *, task_id: int | None = None,
                    timeout_s: float | None = None) -> Any:
         call_id = uuid.uuid4().hex
-        waiting: asyncio.Future = asyncio.get_running_loop().create_future()
+        waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = waiting
         try:
             await self.coordinator.post(CALL, {"id": call_id, "target": target, "op": op, "args": args}, task_id)
             reply = await asyncio.wait_for(waiting, timeout_s or self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TargetGone(f"taskpin process {target} does not answer (it may have stopped); "
                              "try again in a minute, when another process has taken its tasks over") from None
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .base import TASK_LEASE, Coordinator, Lease
 
@@ -33,7 +34,7 @@ class TaskLeases:
         self.ttl_s, self.heartbeat_s, self.reap_s = ttl_s, heartbeat_s, reap_s
         self.held: dict[str, Lease] = {}
         self._renewed_at: float | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self.takeovers = 0
 
     def hold(self, lease: Lease) -> None:
@@ -98,7 +99,8 @@ class TaskLeases:
             log.warning("%s takes over %s from %s (token %d)", self.coordinator.name, stale.key, stale.holder,
                         lease.token)
             try:
-                await self.on_expired(lease, stale)
+                if self.on_expired is not None:
+                    await self.on_expired(lease, stale)
             except Exception:
                 log.exception("taking over %s failed", stale.key)
 

@@ -26,7 +26,7 @@ class InProcessCoordinator(Coordinator):
         self._leases: dict[str, tuple[str | None, int, float]] = {}   # key -> (holder, token, expires at)
         self._ids = itertools.count(1)
         self._last_id = 0
-        self._pending: set[asyncio.Task] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
         self._order = asyncio.Lock()   # entries reach handlers in the order they were posted
 
     # ---- leases ------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class InProcessCoordinator(Coordinator):
                 if key.startswith(prefix) and holder is not None and expires > now]
 
     def fence(self, lease: Lease) -> Fence:
-        def check(_connection) -> None:
+        def check(_connection: Any) -> None:
             holder, token, _ = self._leases.get(lease.key, (None, 0, 0.0))
             if (holder, token) != (lease.holder, lease.token):
                 raise LeaseLost(lease.key, lease.holder, lease.token)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .base import Coordinator, Lease
 
@@ -29,7 +30,7 @@ class Leadership:
         self.gained = 0                    # how many times this process took the role
         self.closing = False               # set by close(): the loss that follows is a shutdown
         self._renewed_at = 0.0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._changed = asyncio.Event()
 
     @property

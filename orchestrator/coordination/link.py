@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..errors import ActionRefused
@@ -36,9 +36,9 @@ class Cluster:
         self.calls = Calls(coordinator) if self.shared else None
         self.leases: TaskLeases | None = None
         self._on_lost: Callable[[Lease], Awaitable[None]] | None = None
-        self._kick: Callable[[], Awaitable[None]] | None = None
+        self._kick: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._worker: Lease | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     @property
     def name(self) -> str:
@@ -51,8 +51,8 @@ class Cluster:
 
     # ---- life cycle ----------------------------------------------------------------------
 
-    async def start(self, *, on_lost: Callable[[Lease], Awaitable[None]], kick: Callable[[], Awaitable[None]],
-                    handlers: dict[str, Callable[[dict], Awaitable[Any]]]) -> None:
+    async def start(self, *, on_lost: Callable[[Lease], Awaitable[None]], kick: Callable[[], Coroutine[Any, Any, None]],
+                    handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]) -> None:
         """Before the engine schedules anything: take this worker's name, settle what a dead
         predecessor of the same name (or a worker that vanished before any lease was kept)
         left, and start the heartbeat, the reaper and the calls."""
@@ -62,6 +62,7 @@ class Cluster:
         self._worker = await self.coordinator.acquire(WORKER_LEASE + self.name, self.ttl_s, take_own=True)
         self.leases = TaskLeases(self.coordinator, on_lost=on_lost, on_expired=self._take_over, ttl_s=self.ttl_s,
                                  heartbeat_s=self.ttl_s / 4, reap_s=self.ttl_s / 4)
+        assert self.calls is not None   # shared: the calls exist
         for op, handler in handlers.items():
             self.calls.handle(op, handler)
         self.coordinator.subscribe(self._on_event, {EVENT})
@@ -120,6 +121,7 @@ class Cluster:
             raise ActionRefused("no taskpin worker is running to do this; start one (`taskpin run --role worker`) "
                                 "and try again")
         target = prefer if prefer in workers else workers[0]
+        assert self.calls is not None
         return await self.calls.call(target, op, args, timeout_s=timeout_s)
 
     # ---- taking over -------------------------------------------------------------------------
@@ -130,6 +132,8 @@ class Cluster:
     async def settle(self, lease: Lease, lost_worker: str, *, why: str | None = None) -> None:
         """Settle the task of `lease` (held by this process now) for `lost_worker`, then free it."""
         task_id = lease.task_id
+        if task_id is None:
+            return   # not a task's lease: nothing to settle
 
         async def settle() -> str:
             self.fenced(lease)
@@ -174,6 +178,7 @@ class Cluster:
         while True:
             await asyncio.sleep(min(5.0, self.ttl_s / 4))
             try:
-                await self._kick()
+                if self._kick is not None:
+                    await self._kick()
             except Exception as exc:
                 log.warning("could not look at the queue: %s", exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -24,7 +25,7 @@ class Listener:
         self.connected = asyncio.Event()
         self.connects = 0                 # successful connections so far (a reconnect adds one)
         self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     async def start(self, timeout_s: float = 15.0) -> None:
         self._task = asyncio.create_task(self._run(), name=f"listen:{self.channel}")
@@ -58,7 +59,7 @@ class Listener:
                 while not lost.is_set():
                     try:
                         await asyncio.wait_for(lost.wait(), self.probe_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         await conn.fetchval("SELECT 1", timeout=self.probe_s)
                 log.warning("the LISTEN connection to PostgreSQL closed; reconnecting")
             except asyncio.CancelledError:
@@ -74,5 +75,5 @@ class Listener:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max_s)
 
-    def _notified(self, _conn, _pid, _channel, payload: str) -> None:
+    def _notified(self, _conn: Any, _pid: Any, _channel: Any, payload: str) -> None:
         self.on_notify(payload)

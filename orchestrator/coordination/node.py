@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from ..check import sqlite_file
 from ..config import Settings
 from ..engine import Orchestrator
-from collections.abc import Awaitable, Callable
-
 from .base import BOARD_WRITER, PROCESS_LEASE, Coordinator, Lease, default_worker_name
 from .leadership import Leadership
 from .relay import JournaledBus, SurfaceFeed
@@ -88,8 +87,8 @@ class Node:
         `on_gain` when this process takes it, `on_loss` when it gives it up. On a shared
         database, while it holds the role, every process's events reach this core's bus
         subscribers (from where the previous holder stopped)."""
-        shared = isinstance(self.core.bus, JournaledBus)
-        feed = SurfaceFeed(self.coordinator, self.core.store, self.core.bus) if shared else None
+        bus = self.core.bus
+        feed = SurfaceFeed(self.coordinator, self.core.store, bus) if isinstance(bus, JournaledBus) else None
 
         async def gained(lease: Lease) -> None:
             await on_gain(lease)
@@ -114,7 +113,7 @@ class Node:
 
 async def _hold_name(coordinator: Coordinator) -> Leadership:
     """The lease on this process's name, renewed while it runs."""
-    async def gained(_lease) -> None:
+    async def gained(_lease: Lease) -> None:
         pass
 
     async def lost() -> None:

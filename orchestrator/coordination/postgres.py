@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -101,9 +101,9 @@ class PostgresCoordinator(Coordinator):
         self.listener = Listener(asyncpg_dsn(url), CHANNEL, self._on_notify)
         self._cursor = 0
         self._wake = asyncio.Event()
-        self._reader: asyncio.Task | None = None
-        self._outgoing: asyncio.Queue[tuple[dict | None, asyncio.Future | None]] = asyncio.Queue()
-        self._writer: asyncio.Task | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._outgoing: asyncio.Queue[tuple[dict[str, Any] | None, asyncio.Future[Any] | None]] = asyncio.Queue()
+        self._writer: asyncio.Task[Any] | None = None
         self.notifications = 0           # notifications received (the benchmarks and tests read it)
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -129,7 +129,7 @@ class PostgresCoordinator(Coordinator):
 
     # ---- leases ------------------------------------------------------------------------
 
-    async def _one(self, statement, **params) -> Any:
+    async def _one(self, statement: Any, **params: Any) -> Any:
         async with self.engine.begin() as conn:
             return (await conn.execute(statement, params)).first()
 
@@ -192,11 +192,11 @@ class PostgresCoordinator(Coordinator):
         self._outgoing.put_nowait((self._row(kind, data, task_id), None))
 
     async def post(self, kind: str, data: dict[str, Any], task_id: int | None = None) -> int:
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outgoing.put_nowait((self._row(kind, data, task_id), done))
-        return await done
+        return int(await done)
 
-    def _row(self, kind: str, data: dict[str, Any], task_id: int | None) -> dict:
+    def _row(self, kind: str, data: dict[str, Any], task_id: int | None) -> dict[str, Any]:
         return {"origin": self.name, "kind": kind, "task_id": task_id, "data": data, "created_at": utcnow()}
 
     async def _write_forever(self) -> None:
@@ -227,10 +227,10 @@ class PostgresCoordinator(Coordinator):
                 else:
                     done.set_exception(RuntimeError("the journal could not be written"))
 
-    async def _insert(self, rows: list[dict]) -> None:
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": JOURNAL_LOCK})
-            table = JournalRow.__table__
+            table = cast(Table, JournalRow.__table__)
             result = await conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
                                         [{k: v for k, v in row.items() if k != "id"} for row in rows])
             for row, (entry_id,) in zip(rows, result.all()):
@@ -242,11 +242,11 @@ class PostgresCoordinator(Coordinator):
         """On close: what was posted goes out first."""
         if self._writer is None or self._writer.done() or self._outgoing.empty():
             return
-        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outgoing.put_nowait((None, done))
         try:
             await asyncio.wait_for(done, timeout_s)
-        except (asyncio.TimeoutError, RuntimeError):
+        except (TimeoutError, RuntimeError):
             log.warning("journal entries were still unwritten at shutdown")
 
     async def read_since(self, after_id: int, kinds: set[str] | None = None, limit: int = 500) -> list[JournalEntry]:
@@ -272,7 +272,7 @@ class PostgresCoordinator(Coordinator):
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -291,6 +291,6 @@ class PostgresCoordinator(Coordinator):
                 await asyncio.sleep(1)
 
     async def _prune(self) -> None:
-        table = JournalRow.__table__
+        table = cast(Table, JournalRow.__table__)
         async with self.engine.begin() as conn:
             await conn.execute(table.delete().where(table.c.created_at < utcnow() - JOURNAL_KEEP))

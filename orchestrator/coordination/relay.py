@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from ..events import (
     AgentOutput,
@@ -78,7 +78,7 @@ async def decode(entry: JournalEntry, store: Store) -> Event | None:
         return TaskStateChanged(task, TaskState(data["from"]), TaskState(data["to"]), data["actor"], data["reason"])
     if kind in _INTERVENTION_EVENTS:
         iv = await store.get_intervention(int(data["iv"]))
-        return _INTERVENTION_EVENTS[kind](task, iv) if iv is not None else None
+        return cast(Event, _INTERVENTION_EVENTS[kind](task, iv)) if iv is not None else None
     if kind == "AttemptFailed":
         return AttemptFailed(task, int(data["attempt"]), str(data["error"]), data.get("retry_in"))
     if kind == "TaskCreated":
@@ -115,7 +115,7 @@ class SurfaceFeed:
         self.coordinator, self.store, self.bus = coordinator, store, bus
         self.cursor = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         coordinator.subscribe(self._on_entry, {EVENT})
 
     async def start(self) -> None:

@@ -12,7 +12,6 @@ from typing import Protocol, runtime_checkable
 
 from ..models import Answer, InterventionKind, Option
 
-
 # ---- normalized events -------------------------------------------------------------
 
 @dataclass(frozen=True)

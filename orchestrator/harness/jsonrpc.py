@@ -53,7 +53,7 @@ class JsonRpcPeer:
         self._on_garbage = on_garbage      # a stdout line that is not JSON
         self._closed_reason = closed_reason
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[str, asyncio.Future]] = {}
+        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._write_lock = asyncio.Lock()
 
     # -- writing --
@@ -74,7 +74,7 @@ class JsonRpcPeer:
         """The result of `method`; RpcError for an error answer, HarnessError when the peer is
         gone, asyncio.TimeoutError after `timeout`."""
         rid = next(self._ids)
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = (method, fut)
         try:
             await self._write({"id": rid, "method": method, "params": params})

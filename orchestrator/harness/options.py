@@ -15,7 +15,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..config import AgentConfig
+from ..config import CORE_AGENT_KEYS, AgentConfig
 from ..suggest import closest, unknown_name
 from .errors import HarnessConfigError
 
@@ -65,7 +65,8 @@ def _problem(model: type[BaseModel], err: Any) -> tuple[str, str, str]:
 def agent_options(config: AgentConfig | Mapping[str, Any]) -> dict[str, Any]:
     """An agent's options (a copy), without its `kind`."""
     options = config.options if isinstance(config, AgentConfig) else dict(config)
-    options.pop("kind", None)
+    for key in CORE_AGENT_KEYS:   # the core's keys (kind, policy), not the adapter's
+        options.pop(key, None)
     return options
 
 

@@ -46,7 +46,7 @@ def _child_preexec() -> None:  # pragma: no cover - runs in the forked child
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-async def spawn_agent(argv: Sequence[str], *, cwd: str | os.PathLike, env: Mapping[str, str],
+async def spawn_agent(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str],
                       limit: int) -> asyncio.subprocess.Process:
     """Start `argv` with piped stdin/stdout/stderr as the leader of a new process group (and
     session) that gets SIGKILL when taskpin dies. Spawn errors (FileNotFoundError, OSError,
@@ -64,7 +64,7 @@ async def spawn_agent(argv: Sequence[str], *, cwd: str | os.PathLike, env: Mappi
     )
 
 
-def spawn_error(exc: Exception, argv: Sequence[str], workdir: str | os.PathLike) -> HarnessError:
+def spawn_error(exc: Exception, argv: Sequence[str], workdir: str | os.PathLike[str]) -> HarnessError:
     """What spawn_agent's FileNotFoundError, OSError or ValueError means, for the core."""
     if isinstance(exc, FileNotFoundError):
         if not Path(workdir).is_dir():
@@ -221,7 +221,7 @@ async def stop_process_group(target: asyncio.subprocess.Process | int | None, gr
     if alive():
         signal_all(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while alive() and time.monotonic() < deadline:
+        while alive() and time.monotonic() < deadline:  # noqa: ASYNC110 - a process group's members give no exit event to await
             await asyncio.sleep(0.05)
     # Whatever is left (the leader, children that ignored SIGTERM, late forks).
     signal_all(signal.SIGKILL)
@@ -238,7 +238,7 @@ async def stop_process_group(target: asyncio.subprocess.Process | int | None, gr
 class AgentStderr:
     """The last lines an agent wrote to stderr, and the task log (spec.log_path) they go to."""
 
-    def __init__(self, log_path: str | os.PathLike | None, *, lines: int = STDERR_TAIL_LINES):
+    def __init__(self, log_path: str | os.PathLike[str] | None, *, lines: int = STDERR_TAIL_LINES):
         self.lines: deque[str] = deque(maxlen=lines)
         self._log_file = None
         if log_path is not None:

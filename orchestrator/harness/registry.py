@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import AgentConfig
+from ..config import CORE_AGENT_KEYS, AgentConfig
 from ..suggest import unknown_name
 from .base import Harness
 from .errors import HarnessConfigError
@@ -43,7 +43,8 @@ def harness_class(kind: str) -> Callable[[AgentConfig], Harness]:
         raise HarnessConfigError(
             f"unknown agent kind {kind!r}; known kinds: {', '.join(available_kinds())}"
         ) from None
-    return _load(target)
+    factory: Callable[[AgentConfig], Harness] = _load(target)
+    return factory
 
 
 def _load(target: str) -> Any:
@@ -55,7 +56,8 @@ def options_model(kind: str) -> type[AgentOptions]:
     """The options model of agent kind `kind` (HarnessConfigError for an unknown kind)."""
     if kind not in OPTION_MODELS:
         harness_class(kind)   # raises the unknown-kind error
-    return _load(OPTION_MODELS[kind])
+    model: type[AgentOptions] = _load(OPTION_MODELS[kind])
+    return model
 
 
 def validate_agent_options(kind: str, options: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -64,7 +66,7 @@ def validate_agent_options(kind: str, options: Mapping[str, Any]) -> list[tuple[
     if kind not in OPTION_MODELS:
         what, fix = unknown_name("agent kind", kind, OPTION_MODELS)
         return [("kind", what, fix)]
-    return options_model(kind).problems({k: v for k, v in options.items() if k != "kind"})
+    return options_model(kind).problems({k: v for k, v in options.items() if k not in CORE_AGENT_KEYS})
 
 
 def build_harness(name: str, config: AgentConfig) -> Harness:

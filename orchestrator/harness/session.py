@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .base import Failed, Finished, HarnessEvent
 from .errors import HarnessError
 
 T = TypeVar("T")
+
+
+QUEUED_LIMIT = 500   # events an adapter may queue ahead of the reader; see room()
 
 
 class SessionEvents:
@@ -29,6 +32,21 @@ class SessionEvents:
         self._queue: asyncio.Queue[HarnessEvent] = asyncio.Queue()
         self._final: Finished | Failed | None = None
         self._delivered = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be read."""
+        return self._queue.qsize()
+
+    async def room(self) -> None:
+        """Wait while QUEUED_LIMIT events are waiting to be read. An adapter awaits this before
+        reading more from the agent, so a core that falls behind stops reading, the agent's pipe
+        fills and its writes block (back-pressure) instead of an unbounded backlog in memory."""
+        if self._queue.qsize() >= QUEUED_LIMIT:
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def final(self) -> Finished | Failed | None:
@@ -66,6 +84,8 @@ class SessionEvents:
             return
         while True:
             event = await self._queue.get()
+            if not self._room.is_set() and self._queue.qsize() < QUEUED_LIMIT // 2:
+                self._room.set()
             if isinstance(event, (Finished, Failed)):
                 self._delivered = True
                 yield event
@@ -185,12 +205,12 @@ class BaseSession:
 
 # ---- helper tasks -----------------------------------------------------------------------
 
-def _retrieve(task: asyncio.Future) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     if task.done() and not task.cancelled():
         task.exception()   # mark it retrieved: the task's own failure is not the caller's
 
 
-async def cancel_and_wait(task: asyncio.Future | None) -> None:
+async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
     """Cancel `task` and wait until it has ended. The task's own CancelledError or failure
     is not raised; the caller's cancellation is."""
     if task is None:
@@ -214,7 +234,7 @@ async def wait_quietly(aw: Awaitable[object] | None, timeout: float | None) -> b
     return bool(done)
 
 
-async def settle(tasks: Iterable[asyncio.Future], timeout: float) -> None:
+async def settle(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:
     """Give `tasks` up to `timeout` seconds to end, then cancel the rest and wait for them."""
     tasks = [t for t in tasks if t is not None]
     if not tasks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -33,7 +34,7 @@ class FencedSession(Session):
 
 
 @event.listens_for(FencedSession, "after_begin")
-def _check_fence(session: Session, transaction, connection: Connection) -> None:
+def _check_fence(session: Session, transaction: Any, connection: Connection) -> None:
     fence = current_fence.get()
     if fence is not None:
         fence(connection)

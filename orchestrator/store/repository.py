@@ -6,10 +6,11 @@ that also appends to the audit log in the same transaction.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import Select, Table, bindparam, delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -29,8 +30,8 @@ from ..models import (
 from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
 from .fence import FencedSession
+from .results import rowcount
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
-
 
 ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
 # The queue: tasks in state queued, in the order they joined it (queued_at), then by id.
@@ -48,7 +49,7 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: readers never block the writer
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -72,7 +73,7 @@ async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
         await engine.dispose()
 
 
-def _option_from(data: dict) -> Option:
+def _option_from(data: dict[str, Any]) -> Option:
     return Option(id=str(data["id"]), label=str(data.get("label", data["id"])),
                   kind=str(data.get("kind", "other")), description=str(data.get("description", "")))
 
@@ -118,14 +119,15 @@ class Store:
     # ---- tasks ---------------------------------------------------------------------
 
     async def create_task(self, *, title: str, prompt: str, owner: str, repo: str, agent: str,
-                          base_branch: str, branch_for) -> TaskView:
+                          base_branch: str, branch_for: Callable[[int], str],
+                          depends_on: Sequence[int] = ()) -> TaskView:
         """Insert a backlog task; `branch_for(task_id)` names its branch once the id is known."""
         async with self.session() as s, s.begin():
             now = utcnow()
             row = TaskRow(title=title, prompt=prompt, owner=owner, repo=repo, agent=agent,
                           base_branch=base_branch, branch="", state=TaskState.BACKLOG.value, version=1,
                           created_at=now, updated_at=now, state_changed_at=now, retryable=True,
-                          input_tokens=0, output_tokens=0, cost_usd=0.0)
+                          input_tokens=0, output_tokens=0, cost_usd=0.0, depends_on=list(depends_on) or None)
             s.add(row)
             await s.flush()
             row.branch = branch_for(row.id)
@@ -163,7 +165,7 @@ class Store:
             rows = (await s.execute(select(TaskRow.state, func.count()).group_by(TaskRow.state))).all()
         return {TaskState(state): n for state, n in rows}
 
-    async def _views(self, query) -> list[TaskView]:
+    async def _views(self, query: Select[Any]) -> list[TaskView]:
         """Task views in one query (counts as correlated subqueries), plus the queue order
         only when a selected task is queued."""
         pending = (select(func.count()).where(InterventionRow.task_id == TaskRow.id,
@@ -192,6 +194,7 @@ class Store:
             diff=DiffSummary.from_dict(row.diff), attempts=attempts,
             input_tokens=row.input_tokens or 0, output_tokens=row.output_tokens or 0,
             cost_usd=row.cost_usd or 0.0, pending_interventions=pending, worktree=row.worktree,
+            depends_on=tuple(row.depends_on or ()),
             worker=row.worker,
         )
 
@@ -211,7 +214,7 @@ class Store:
             if expected_version is not None:
                 query = query.where(TaskRow.version == expected_version)
             result = await s.execute(query.values(**values))
-            if result.rowcount != 1:
+            if rowcount(result) != 1:
                 current = (await s.execute(select(TaskRow.state).where(TaskRow.id == task_id))).scalar()
                 if current is None:
                     raise TaskNotFound(task_id)
@@ -266,6 +269,32 @@ class Store:
                                    .where(TaskRow.id == task_id))).one()
         return int(row[0]), int(row[1]), float(row[2])
 
+    async def add_usage_many(self, deltas: Sequence[tuple[int, int | None, int, int, float]],
+                             ) -> dict[int, tuple[int, int, float]]:
+        """add_usage for many (task id, attempt row id, in, out, cost) at once: one transaction
+        of two batched updates and one read; returns each task's new totals."""
+        tasks, attempts = cast(Table, TaskRow.__table__), cast(Table, AttemptRow.__table__)
+        per_task: dict[int, list[Any]] = {}
+        for task_id, _attempt, i, o, c in deltas:
+            acc = per_task.setdefault(task_id, [0, 0, 0.0])
+            acc[0], acc[1], acc[2] = acc[0] + i, acc[1] + o, acc[2] + c
+        grow: dict[str, Any] = {"input_tokens": bindparam("d_in"), "output_tokens": bindparam("d_out"), "cost_usd": bindparam("d_cost")}
+
+        def rows(items: Iterable[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
+            return [{"row_id": k, "d_in": i, "d_out": o, "d_cost": c} for k, (i, o, c) in items]
+
+        async with self.session() as s, s.begin():
+            conn = await s.connection()
+            await conn.execute(update(tasks).where(tasks.c.id == bindparam("row_id"))
+                               .values({k: tasks.c[k] + v for k, v in grow.items()}), rows(per_task.items()))
+            by_attempt = [(a, (i, o, c)) for _t, a, i, o, c in deltas if a is not None]
+            if by_attempt:
+                await conn.execute(update(attempts).where(attempts.c.id == bindparam("row_id"))
+                                   .values({k: attempts.c[k] + v for k, v in grow.items()}), rows(by_attempt))
+            found = (await conn.execute(select(tasks.c.id, tasks.c.input_tokens, tasks.c.output_tokens,
+                                               tasks.c.cost_usd).where(tasks.c.id.in_(list(per_task))))).all()
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0), float(row[3] or 0.0)) for row in found}
+
     async def transitions(self, task_id: int) -> list[TransitionRecord]:
         async with self.session() as s:
             rows = (await s.execute(select(TransitionRow).where(TransitionRow.task_id == task_id)
@@ -285,14 +314,19 @@ class Store:
 
     async def add_intervention(self, *, task_id: int, attempt: int, request_id: str, kind: InterventionKind,
                                prompt: str, options: Sequence[Option], tool: str | None, detail: str | None,
-                               multi_select: bool) -> InterventionView:
+                               multi_select: bool, answered_by: str | None = None, answer_text: str | None = None,
+                               answer_options: Sequence[str] = ()) -> InterventionView:
+        """A pending question; with `answered_by`, one answered already (by a policy rule)."""
         async with self.session() as s, s.begin():
+            now = utcnow()
             row = InterventionRow(
                 task_id=task_id, attempt=attempt, request_id=request_id, kind=kind.value, prompt=prompt,
                 options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
                          for o in options],
                 tool=tool, detail=detail, multi_select=multi_select,
-                status=InterventionStatus.PENDING.value, answer_options=[], created_at=utcnow())
+                status=(InterventionStatus.ANSWERED if answered_by else InterventionStatus.PENDING).value,
+                answered_by=answered_by, answer_text=answer_text, answer_options=list(answer_options),
+                created_at=now, resolved_at=now if answered_by else None)
             s.add(row)
         return _intervention_view(row)
 
@@ -325,7 +359,7 @@ class Store:
                        InterventionRow.status == InterventionStatus.PENDING.value)
                 .values(status=status.value, answered_by=answered_by, answer_text=answer_text,
                         answer_options=list(answer_options), resolved_at=utcnow()))
-            if result.rowcount != 1:
+            if rowcount(result) != 1:
                 return None
         return await self.get_intervention(intervention_id)
 
@@ -340,7 +374,7 @@ class Store:
         """Record a new attempt; returns (attempt row id, attempt number, ownership token)."""
         token = secrets.token_hex(16)
         async with self.session() as s, s.begin():
-            number = (await s.execute(select(func.count()).where(AttemptRow.task_id == task_id))).scalar() + 1
+            number = (await s.execute(select(func.count()).where(AttemptRow.task_id == task_id))).scalar_one() + 1
             row = AttemptRow(task_id=task_id, number=number, harness=harness, token=token, started_at=utcnow(),
                              input_tokens=0, output_tokens=0, cost_usd=0.0)
             s.add(row)
@@ -367,7 +401,7 @@ class Store:
         async with self.session() as s:
             rows = (await s.execute(select(AttemptRow.task_id).where(AttemptRow.ended_at.is_(None))
                                     .distinct())).scalars().all()
-        result = []
+        result: list[Any] = []
         for task_id in rows:
             result.extend(a for a in await self.attempts(task_id) if a.ended_at is None)
         return result
@@ -415,9 +449,9 @@ class Store:
         async with self.session() as s, s.begin():
             result = await s.execute(insert(DeliveryRow).values(key=key[:255], seen_at=utcnow())
                                      .on_conflict_do_nothing(index_elements=["key"]))
-            return result.rowcount == 1
+            return rowcount(result) == 1
 
-    async def prune_deliveries(self, older_than) -> int:
+    async def prune_deliveries(self, older_than: datetime) -> int:
         async with self.session() as s, s.begin():
             result = await s.execute(delete(DeliveryRow).where(DeliveryRow.seen_at < older_than))
-            return result.rowcount or 0
+            return rowcount(result)

@@ -1,31 +1,33 @@
 """SQLAlchemy table models. The schema itself is owned by the Alembic migrations."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -56,8 +58,10 @@ class TaskRow(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     retryable: Mapped[bool] = mapped_column(Boolean, default=True)
-    diff: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    diff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     worktree: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The tasks this one waits for (ids), or None.
+    depends_on: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     # The process (TASKPIN_WORKER_NAME) that runs or last ran the task; shown on its card.
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The next message for the agent when the task next starts (feedback after review).
@@ -90,13 +94,13 @@ class InterventionRow(Base):
     request_id: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
     prompt: Mapped[str] = mapped_column(Text)
-    options: Mapped[list] = mapped_column(JSON, default=list)
+    options: Mapped[list[Any]] = mapped_column(JSON, default=list)
     tool: Mapped[str | None] = mapped_column(String(255), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     multi_select: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(32), index=True)
     answer_text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    answer_options: Mapped[list] = mapped_column(JSON, default=list)
+    answer_options: Mapped[list[Any]] = mapped_column(JSON, default=list)
     answered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -128,7 +132,7 @@ class KeyValueRow(Base):
     __tablename__ = "kv"
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[dict | list | str | int | None] = mapped_column(JSON, nullable=True)
+    value: Mapped[dict[str, Any] | list[Any] | str | int | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -151,7 +155,7 @@ class OutboxRow(Base):
     op: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer)
     parent: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))
     maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -170,6 +174,25 @@ class DeliveryRow(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PolicyRuleRow(Base):
+    """An approval-policy rule added in Slack ("Always allow this"), for one task or (task_id
+    None) for a whole repository. Removing one sets removed_at: the row stays, for the audit."""
+
+    __tablename__ = "policy_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repo: Mapped[str] = mapped_column(String(100), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), nullable=True)
+    effect: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)            # Bash(pytest -q): the rule without its effect
+    by_approver: Mapped[bool] = mapped_column(Boolean)   # False: the task's owner's (it can only tighten)
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    intervention_id: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the question it answered
+    removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class LeaseRow(Base):
@@ -195,5 +218,5 @@ class JournalRow(Base):
     origin: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
     task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    data: Mapped[dict] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -217,7 +217,7 @@ class ScriptedAgent:
                 record("run_started", id=value["id"])
                 try:
                     await asyncio.wait_for(cancel.wait(), float(value.get("seconds", 30)))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await self.conn.session_update(session_id=session_id, update=acp.update_tool_call(
                         value["id"], status="completed"))
                 else:
@@ -258,7 +258,7 @@ class ScriptedAgent:
             elif key == "sleep":
                 try:
                     await asyncio.wait_for(cancel.wait(), float(value))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 else:
                     raise _Cancelled

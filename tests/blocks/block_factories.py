@@ -4,7 +4,7 @@ A uniquely named module (not conftest) so `from block_factories import ...` cann
 another directory's conftest."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from orchestrator.models import (
     DiffSummary,
@@ -16,7 +16,7 @@ from orchestrator.models import (
 )
 from orchestrator.states import STATE_ORDER, TaskState
 
-NOW = datetime(2025, 3, 4, 12, 30, 15, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 4, 12, 30, 15, tzinfo=UTC)
 NASTY_TITLE = "*bold* _it_ ~strike~ `code` ```fence``` <!channel> <@U123> <!here> @channel &amp; & < > <https://evil.example|click>"
 
 

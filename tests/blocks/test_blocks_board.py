@@ -4,13 +4,14 @@ import re
 from datetime import timedelta
 
 import pytest
-from .block_factories import NASTY_TITLE, NOW, build_task, build_tasks
 
 from bot.blocks.board import COLLAPSIBLE_STATES, column_sort_key, order_tasks, render_board
 from bot.blocks.card import CARD_ACTIONS, STATE_LABEL
 from bot.blocks.limits import MESSAGE_TOTAL_TEXT_MAX, total_text_chars, validate_message
 from bot.ids import parse_action_id
 from orchestrator.states import STATE_ORDER, TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_task, build_tasks
 
 COMPACT_ID = re.compile(r"^• \*(?:<[^|>]+\|)?#(\d+)>?\*", re.MULTILINE)
 MORE = re.compile(r"^\+(\d+) more", re.MULTILINE)

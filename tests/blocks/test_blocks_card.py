@@ -2,7 +2,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from .block_factories import NASTY_TITLE, NOW, build_task
 
 from bot.blocks.card import CARD_ACTIONS, COMPACT_LINE_MAX, render_card, render_card_compact
 from bot.blocks.limits import validate_message
@@ -10,8 +9,11 @@ from bot.ids import ActionId, parse_action_id
 from orchestrator.models import DiffSummary
 from orchestrator.states import TaskState
 
+from .block_factories import NASTY_TITLE, NOW, build_task
+
 EXPECTED_BUTTONS = {
     TaskState.BACKLOG: {ActionId.DISPATCH},
+    TaskState.WAITING: {ActionId.DISPATCH_ANYWAY, ActionId.CANCEL},
     TaskState.QUEUED: {ActionId.CANCEL},
     TaskState.IN_PROGRESS: {ActionId.CANCEL},
     TaskState.BLOCKED: {ActionId.CANCEL},
@@ -122,6 +124,17 @@ def test_an_approval_in_progress_shows_in_the_review_column_without_buttons():
     assert not [b for b in _buttons(board["blocks"]) if b["action_id"].endswith(":5")]
     review = next(b for b in board["blocks"] if b.get("type") == "section" and "Awaiting review" in _text([b]))
     assert review, "the review column heads both tasks"
+
+
+def test_a_waiting_card_says_what_it_waits_for_in_the_backlog_column():
+    from bot.blocks.board import render_board
+
+    waiting = build_task(15, TaskState.WAITING, depends_on=(12, 13))
+    text = json.dumps(render_card(waiting, now=NOW))
+    assert "waits for #12, #13" in text and "Dispatch anyway" in text
+    board = render_board([waiting, build_task(12, TaskState.IN_PROGRESS)], now=NOW)
+    backlog = next(b for b in board["blocks"] if "Backlog" in json.dumps(b))
+    assert "Backlog* (1)" in json.dumps(backlog) or "Backlog (1)" in json.dumps(backlog)
 
 
 def test_a_running_task_shows_the_worker_running_it_escaped():

@@ -3,14 +3,14 @@ import random
 import string
 from datetime import timedelta
 
-from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
-
 from bot.blocks.board import render_board
 from bot.blocks.home import render_home
 from bot.blocks.intervention import render_intervention, render_intervention_resolved
 from bot.blocks.limits import validate_message, validate_view
 from orchestrator.models import DiffSummary, InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
 
 ALPHABET = string.ascii_letters + string.digits + " *_~`<>&!@#|:\n" + "ü🙂"
 
@@ -41,7 +41,7 @@ def _random_task(rng, task_id):
 
 def test_random_boards_and_homes_fit():
     rng = random.Random(1234)
-    for round_ in range(25):
+    for _ in range(25):
         tasks = [_random_task(rng, i) for i in range(1, rng.choice([1, 3, 10, 40, 150, 400]) + 1)]
         urls = {t.id: f"https://example.slack.com/archives/C1/p{t.id}" for t in tasks if rng.random() < 0.5}
         payload = render_board(tasks, now=NOW, thread_urls=urls, max_blocks=rng.choice([50, 30, 12]))
@@ -52,7 +52,7 @@ def test_random_boards_and_homes_fit():
 
 def test_random_interventions_fit():
     rng = random.Random(99)
-    for round_ in range(40):
+    for _ in range(40):
         options = tuple(
             Option(id=_random_text(rng, 300) + str(i), label=_random_text(rng, 120), kind=rng.choice(["allow", "deny", "other"]),
                    description=_random_text(rng, 200))

@@ -1,12 +1,13 @@
 import json
 
 import pytest
-from .block_factories import NOW, build_task, build_tasks
 
 from bot.blocks.home import CARDS_PER_PAGE, render_home
 from bot.blocks.limits import validate_view
 from bot.ids import ActionId, parse_action_id
 from orchestrator.states import TaskState
+
+from .block_factories import NOW, build_task, build_tasks
 
 VIEWER = "U001OWNER"
 

@@ -1,8 +1,6 @@
 import json
 from datetime import timedelta
 
-from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
-
 from bot.blocks.intervention import (
     render_intervention,
     render_intervention_reminder,
@@ -12,6 +10,8 @@ from bot.blocks.limits import validate_message
 from bot.ids import ActionId, decode_option_value, parse_action_id
 from orchestrator.models import InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_intervention, build_task
 
 TASK = build_task(12, TaskState.BLOCKED, title=NASTY_TITLE)
 PERMISSION_OPTIONS = (
@@ -38,13 +38,25 @@ def test_permission_shows_exact_command_and_styled_buttons():
     detail = next(b for b in payload["blocks"] if b["block_id"] == "intervention_detail:7")["text"]["text"]
     assert detail.count("```") == 2
     assert "rm -rf build &amp;&amp; echo" in detail and "&lt;!channel&gt;" in detail
-    styles = {e["text"]["text"]: e.get("style") for e in _elements(payload)}
+    *answers, always = _elements(payload)
+    styles = {e["text"]["text"]: e.get("style") for e in answers}
     assert styles == {"Allow": "primary", "Always allow": "primary", "Deny": "danger"}
     assert "<@U0OWNER>" in payload["text"] and "<@U0OWNER>" in payload["blocks"][0]["text"]["text"]
     assert "deny the request" in json.dumps(payload)
-    for element in _elements(payload):
+    for element in answers:
         assert parse_action_id(element["action_id"])[0] == ActionId.ANSWER_OPTION
         assert decode_option_value(element["value"]).resolve(PERMISSION_OPTIONS) is not None
+    assert always["text"]["text"] == "Always allow this" and always["value"] == "7"
+    assert parse_action_id(always["action_id"]) == (ActionId.ANSWER_ALWAYS, "7")
+    assert "&lt;!channel&gt;" in always["confirm"]["text"]["text"], "the command in the confirmation is escaped"
+
+
+def test_always_allow_is_offered_only_where_a_rule_can_be_written():
+    def labels(iv):
+        return [e["text"]["text"] for e in _elements(render_intervention(TASK, iv, owner="U0OWNER"))]
+    assert "Always allow this" not in labels(_permission(tool=None))                    # no tool to name
+    assert "Always allow this" not in labels(_permission(options=(Option("no", "Deny", kind="deny"),)))
+    assert "Always allow this" not in labels(build_intervention(options=(Option("a", "A", kind="allow"),)))
 
 
 def test_question_text_is_escaped():

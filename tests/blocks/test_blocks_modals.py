@@ -1,10 +1,11 @@
 import pytest
-from .block_factories import NASTY_TITLE, build_task
 
 from bot.blocks.limits import validate_view
 from bot.blocks.modals import create_task_modal, modal_values, request_changes_modal
 from bot.ids import CallbackId, InputId
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, build_task
 
 
 def _block(view, block_id):

@@ -1,5 +1,5 @@
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -124,7 +124,7 @@ def test_fmt_cost(usd, expected):
 
 
 def test_elapsed_ticks_on_wall_clock_minutes():
-    since = datetime(2025, 1, 1, 10, 0, 50, tzinfo=timezone.utc)
+    since = datetime(2025, 1, 1, 10, 0, 50, tzinfo=UTC)
     assert minutes_between(since, since + timedelta(seconds=5)) == 0
     assert minutes_between(since, since + timedelta(seconds=15)) == 1  # crossed 10:01:00
     assert fmt_elapsed(since, since) == "&lt;1m"

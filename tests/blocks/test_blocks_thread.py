@@ -1,8 +1,6 @@
 import json
 from datetime import timedelta
 
-from .block_factories import NASTY_TITLE, NOW, build_task
-
 from bot.blocks.limits import validate_message
 from bot.blocks.thread import (
     dispatch_message,
@@ -14,6 +12,8 @@ from bot.blocks.thread import (
 )
 from orchestrator.models import DiffSummary
 from orchestrator.states import TaskState
+
+from .block_factories import NASTY_TITLE, NOW, build_task
 
 
 def _text(payload):

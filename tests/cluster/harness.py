@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.cli_helpers import ROOT, clean_env, free_port
+from tests.cli_helpers import clean_env, free_port
 from tests.core.helpers import AGENT
 
 BOARD = "C0CLUSTER"

@@ -9,7 +9,7 @@ from bot.ids import ActionId, make_action_id
 from orchestrator import TaskState
 
 from .harness import BOARD, agent_processes
-from .test_cluster import OWNER, Dispatcher, _all_in, dispatch_all, started, thread_root, wait_for
+from .test_cluster import OWNER, Dispatcher, dispatch_all, started, thread_root, wait_for
 
 S = TaskState
 AGENTS = {

@@ -6,7 +6,7 @@ import signal
 
 from tests.cli_helpers import run_taskpin, write_config
 
-from .harness import BOARD, FAST
+from .harness import BOARD
 
 
 async def test_a_worker_is_not_asked_for_slack_settings(tmp_path, git_repo, pg_url):

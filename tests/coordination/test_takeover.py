@@ -8,7 +8,6 @@ from orchestrator.states import TaskState
 from orchestrator.store import Store
 from orchestrator.store.tables import utcnow
 from orchestrator.world import World
-
 from tests.core.helpers import make_settings, scripted
 
 S = TaskState

@@ -6,8 +6,8 @@ import pytest
 
 from orchestrator import (
     ActionRefused,
-    AnswerNotDelivered,
     Answer,
+    AnswerNotDelivered,
     InterventionResolved,
     InterventionStatus,
     NotAllowed,

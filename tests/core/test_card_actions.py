@@ -17,6 +17,7 @@ OWNER = "U1"
 # The core call each card button's listener makes (bot/listeners/actions.py, views.py).
 PRESS = {
     ActionId.DISPATCH: lambda core, task_id: core.dispatch(task_id, actor=OWNER),
+    ActionId.DISPATCH_ANYWAY: lambda core, task_id: core.dispatch(task_id, actor=OWNER, anyway=True),
     ActionId.CANCEL: lambda core, task_id: core.cancel(task_id, actor=OWNER),
     ActionId.RETRY: lambda core, task_id: core.retry(task_id, actor=OWNER),
     ActionId.APPROVE: lambda core, task_id: core.approve(task_id, actor=OWNER),
@@ -46,6 +47,12 @@ async def _queued(core: Orchestrator) -> TaskView:
     return await wait_state(core, task.id, S.QUEUED)
 
 
+async def _waiting(core: Orchestrator) -> TaskView:
+    first = await _new(core, "done")
+    task = await core.create_task(prompt="after the first", owner=OWNER, agent="done", depends_on=[first.id])
+    return await core.dispatch(task.id, actor=OWNER)
+
+
 async def _failed(core: Orchestrator) -> TaskView:
     task = await _new(core, "done")
     return await core.cancel(task.id, actor=OWNER)
@@ -54,6 +61,7 @@ async def _failed(core: Orchestrator) -> TaskView:
 BUILD = {
     S.BACKLOG: lambda core: _new(core, "done"),
     S.QUEUED: _queued,
+    S.WAITING: _waiting,
     S.IN_PROGRESS: lambda core: _running(core, "hang", S.IN_PROGRESS),
     S.BLOCKED: lambda core: _running(core, "ask", S.BLOCKED),
     S.AWAITING_REVIEW: lambda core: _running(core, "done", S.AWAITING_REVIEW),

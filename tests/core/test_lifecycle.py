@@ -65,7 +65,7 @@ async def test_full_life_cycle_with_question_and_changes_requested(tmp_path, git
 
         await core.request_changes(task.id, "Also say goodbye", actor="U_LEAD")
         task = await wait_state(core, task.id, S.BLOCKED)   # the agent asks again in its next session
-        prompt_lines = [l for l in core.tail_log(task.id) if l.startswith("prompt:")]
+        prompt_lines = [line for line in core.tail_log(task.id) if line.startswith("prompt:")]
         assert "Also say goodbye" in "\n".join(core.tail_log(task.id))
         [pending] = await core.pending_interventions(task.id)
         await core.answer(pending.id, Answer(text="hi there"), actor="U_OWNER")
@@ -179,7 +179,7 @@ async def test_permission_reply_denies_and_carries_the_text(tmp_path, git_repo):
         resolved = await core.answer(iv.id, Answer(text="no, keep build/"), actor="U1")
         assert resolved.answer_options == ("deny",) and resolved.answer_text == "no, keep build/"
         await wait_state(core, task.id, S.AWAITING_REVIEW)
-        answer_line = next(l for l in core.tail_log(task.id) if l.startswith("got answer:"))
+        answer_line = next(line for line in core.tail_log(task.id) if line.startswith("got answer:"))
         assert '"option":"deny"' in answer_line and "no, keep build/" in answer_line
     finally:
         await core.close()

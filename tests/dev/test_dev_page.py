@@ -9,7 +9,7 @@ from .conftest import need_browser
 need_browser()
 from playwright.async_api import expect  # noqa: E402
 
-from .ui import LONG, act_as, card, card_button, card_id, follow_card_link, open_thread, send
+from .ui import LONG, act_as, card, card_button, card_id, follow_card_link, open_thread, send  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 

@@ -21,7 +21,6 @@ from bot.blocks.text import escape_mrkdwn
 from bot.emulator.blockkit import iter_elements
 from orchestrator.models import InterventionKind, InterventionStatus, Option
 from orchestrator.states import TaskState
-
 from tests.blocks.block_factories import NASTY_TITLE, NOW, build_intervention, build_task, build_tasks
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -98,10 +97,10 @@ async def test_every_block_and_element_the_bot_sends_is_drawn(page):
         assert out["selects"] == [len(el["options"]) for el in elements if el["type"] == "static_select"], name
     assert drawn["board"]["headers"] == 1 and drawn["board"]["contexts"] >= 12
     styles = dict(drawn["permission"]["buttons"])
-    assert styles == {"Approve": "bk-button bk-primary", "Deny": "bk-button bk-danger"}
+    assert styles == {"Approve": "bk-button bk-primary", "Deny": "bk-button bk-danger", "Always allow this": "bk-button"}
     assert drawn["permission"]["pres"] == 1 and "rm -rf build/" in drawn["permission"]["text"]
     assert drawn["output"]["pres"] == 1 and "12 passed <in 0.4s>" in drawn["output"]["text"]
-    assert drawn["create_modal"]["inputs"] == 3 and drawn["create_modal"]["selects"] == [2, 2]
+    assert drawn["create_modal"]["inputs"] == 4 and drawn["create_modal"]["selects"] == [2, 2]
     assert "+120 −30 · 5 files" in drawn["review"]["text"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId
 from orchestrator import TaskState
-
 from tests.core.helpers import wait_state
 
 from .conftest import BOARD, OWNER

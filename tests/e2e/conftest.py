@@ -8,7 +8,6 @@ import pytest
 from bot.emulator import SlackEmulator
 from bot.runtime import Runtime
 from bot.settings import SlackSettings
-
 from tests.core.helpers import make_settings, scripted
 
 BOARD = "C_BOARD"

@@ -4,7 +4,6 @@ from __future__ import annotations
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
 from orchestrator import TaskState
-
 from tests.core.helpers import scripted, wait_state
 
 from .conftest import BOARD, OTHER, OWNER

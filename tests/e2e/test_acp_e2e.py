@@ -14,7 +14,6 @@ import pytest
 
 from bot.ids import ActionId
 from orchestrator import TaskState
-
 from tests.agents.clis import require_cli
 from tests.core.helpers import wait_state, wait_until
 from tests.harness_helpers import (

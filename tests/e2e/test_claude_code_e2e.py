@@ -10,7 +10,6 @@ from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId
 from orchestrator import TaskState
 from orchestrator.runner import RESTART_PROMPT
-
 from tests.core.helpers import wait_state, wait_until
 from tests.fakes.anthropic_api import FakeAnthropic, all_text, ask, bash, block_text, question, text, tool_results
 from tests.harness_helpers import alive, claude_code_options, processes_running

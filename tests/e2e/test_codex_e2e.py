@@ -10,7 +10,6 @@ import pytest
 
 from bot.ids import ActionId
 from orchestrator import TaskState
-
 from tests.agents.clis import require_cli
 from tests.core.helpers import wait_state, wait_until
 from tests.fakes.openai_responses import MODEL, FakeResponses

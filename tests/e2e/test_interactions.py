@@ -13,7 +13,6 @@ from bot.ids import ActionId, CallbackId, make_action_id
 from bot.listeners.commands import HELP
 from orchestrator import TaskState
 from orchestrator.engine import MAX_PROMPT
-
 from tests.core.helpers import pid_alive, scripted, wait_state, wait_until
 
 from .conftest import APPROVER, BOARD, OTHER, OWNER
@@ -25,8 +24,8 @@ from .ui import (
     every_ack_is_fast,  # noqa: F401  (autouse)
     fast,
     in_thread,
-    slash_task,
     lines_of_type,
+    slash_task,
     thread_ts,
 )
 

@@ -6,7 +6,6 @@ import asyncio
 
 from bot.ids import ActionId, make_action_id
 from orchestrator import InterventionResolved, TaskState
-
 from tests.core.helpers import Recorder, scripted, wait_state, wait_until
 
 from .conftest import APPROVER, BOARD, OTHER, OWNER
@@ -54,7 +53,8 @@ async def test_a_permission_approved_with_its_button_lets_the_agent_go_on(emu, t
     raw, text = str(question), emu.text_of(question)
     assert "<@U_OWNER>" in raw and "wants to use *Bash*" in text
     assert "```\nrm -rf build\n```" in text, "the exact command, verbatim"
-    approve, deny = [el for b in question["blocks"] if b["type"] == "actions" for el in b["elements"]]
+    approve, deny, always = [el for b in question["blocks"] if b["type"] == "actions" for el in b["elements"]]
+    assert always["text"]["text"] == "Always allow this"   # tests/e2e/test_policy_e2e.py presses it
     assert (approve["text"]["text"], approve["style"], deny["text"]["text"], deny["style"]) == \
         ("Approve", "primary", "Deny", "danger")
     await wait_board(emu, lambda t: "Blocked" in t and "question" in t, what="the blocked card")

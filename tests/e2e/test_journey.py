@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from bot.ids import ActionId
 from orchestrator import TaskState
-
 from tests.core.helpers import wait_state
 
 from .conftest import BOARD, OTHER, OWNER

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 
 import aiohttp
 
@@ -13,7 +12,6 @@ from bot.emulator import SlackEmulator
 from bot.ids import ActionId
 from bot.logging_setup import RedactSecrets, setup_logging
 from orchestrator import TaskState
-
 from tests.core.helpers import scripted, wait_state
 
 from .conftest import BOARD, OWNER, Taskpin

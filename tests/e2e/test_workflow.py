@@ -48,7 +48,7 @@ async def test_one_line_task_picks_repo_agent_and_branch_and_refuses_what_it_can
     fast(await emu.slash_command(OWNER, "/task", "rpo=api Fix it"))
     await ephemeral(emu, OWNER, "did you mean repo=")
     fast(await emu.slash_command(OWNER, "/task", "repo=api agent=codex Fix the API after #1 #2"))
-    await ephemeral(emu, OWNER, "Dependencies are coming; create the task without \"after #1 #2\" for now")
+    await ephemeral(emu, OWNER, "There is no task #1, #2 to wait for")
     assert await core.list_tasks() == [], "a refused line created a task"
 
     task = await slash_task(emu, core, "repo=web agent=codex branch=release-2 Fix the flaky login test")

@@ -213,7 +213,7 @@ class FakeAnthropic:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- handlers --

@@ -11,10 +11,9 @@ import pytest
 from bot.emulator.http_delivery import sign
 from bot.ids import ActionId, make_action_id, parse_id
 from orchestrator import TaskState
-
 from tests.core.helpers import scripted
 from tests.e2e.conftest import BOARD, OWNER, emu, taskpin  # noqa: F401  (fixtures)
-from tests.e2e.scenario import click_card, create_by_slash, wait_board
+from tests.e2e.scenario import click_card, create_by_slash
 
 S = TaskState
 

@@ -33,7 +33,6 @@ from bot.emulator import SlackEmulator
 from bot.ids import ActionId, CallbackId, make_action_id
 from bot.runtime import Runtime
 from orchestrator.states import STATE_ORDER, TaskState, column_of
-
 from tests.core.helpers import make_settings, scripted, wait_state
 from tests.e2e.conftest import BOARD, OWNER, slack_settings
 

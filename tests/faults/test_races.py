@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator import IllegalTransition, TaskState, TaskView
-
 from tests.core.helpers import make_settings, scripted, started, wait_state
 
 S = TaskState

@@ -11,7 +11,6 @@ from bot.ids import ActionId
 from orchestrator import TaskState
 from orchestrator.store import Store
 from orchestrator.store.tables import utcnow
-
 from tests.core.helpers import scripted, wait_state
 from tests.e2e.conftest import BOARD, OWNER, emu, taskpin  # noqa: F401  (fixtures)
 from tests.e2e.scenario import click_card, create_by_slash, thread_of, wait_board

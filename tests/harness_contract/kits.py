@@ -17,7 +17,6 @@ from pathlib import Path
 from orchestrator.config import AgentConfig
 from orchestrator.harness import Harness, InterventionRequest, SessionSpec, build_harness
 from orchestrator.models import Answer
-
 from tests.agents.clis import require_cli
 from tests.harness_helpers import (
     ACP_AGENT,

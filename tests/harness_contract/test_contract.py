@@ -16,7 +16,6 @@ from orchestrator.harness import (
     Usage,
 )
 from orchestrator.models import InterventionKind
-
 from tests.core.helpers import wait_until
 from tests.harness_helpers import alive, collect, of
 

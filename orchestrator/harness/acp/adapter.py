@@ -27,11 +27,25 @@ from typing import Any
 
 from ...config import AgentConfig
 from ...models import Answer, InterventionKind
-from ..base import Failed, Finished, InterventionRequest, OutputText, SessionIdAssigned, SessionSpec
+from ..base import (
+    Failed,
+    Finished,
+    InterventionRequest,
+    OutputText,
+    SessionIdAssigned,
+    SessionSpec,
+)
 from ..env import agent_env
 from ..errors import HarnessError
 from ..options import executable_problem
-from ..process import AgentStderr, close_stdin, describe_exit, spawn_agent, spawn_error, stop_process_group
+from ..process import (
+    AgentStderr,
+    close_stdin,
+    describe_exit,
+    spawn_agent,
+    spawn_error,
+    stop_process_group,
+)
 from ..session import BaseSession, PendingRequests, cancel_and_wait, wait_quietly
 from .client import ConfigProblem, TaskpinClient, acp_module, describe, open_session
 from .options import AcpOptions
@@ -106,7 +120,7 @@ class AcpHarness:
 
 @dataclass
 class _Permission:
-    future: asyncio.Future
+    future: asyncio.Future[Any]
     options: list[Any]               # acp PermissionOption
     title: str
     detail: str | None
@@ -136,9 +150,9 @@ class AcpSession(BaseSession):
         self._interrupted = False
         self._stopping = False
         self._conn: Any = None
-        self._driver: asyncio.Task | None = None
-        self._watcher: asyncio.Task | None = None
-        self._stderr_task: asyncio.Task | None = None
+        self._driver: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[Any] | None = None
+        self._stderr_task: asyncio.Task[Any] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -247,7 +261,7 @@ class AcpSession(BaseSession):
         try:
             try:
                 session_id = await asyncio.wait_for(self._open(), self._startup_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._finish(Failed(f"the agent did not start an ACP session within "
                                     f"{self._startup_timeout_s:g}s{self._stderr.suffix()}", retryable=True))
                 return
@@ -366,5 +380,5 @@ def _reject_option(options: list[Any]) -> str | None:
     for kind in ("reject_once", "reject_always"):
         for option in options:
             if option.kind == kind:
-                return option.option_id
+                return str(option.option_id)
     return None

@@ -44,7 +44,7 @@ class OpenedSession:
 class TaskpinClient:
     """What the agent may call on taskpin (acp.Client)."""
 
-    def __init__(self, workdir: str | os.PathLike, *, on_update: Callable[[Any], None],
+    def __init__(self, workdir: str | os.PathLike[str], *, on_update: Callable[[Any], None],
                  on_permission: Callable[[Any, list[Any]], Awaitable[Any]],
                  emit: Callable[[HarnessEvent], None]):
         self._workdir = Path(workdir)

@@ -37,7 +37,7 @@ class ToolState:
     status: str | None = None
     raw_input: Any = None
     name: str | None = None          # the agent's own tool name (e.g. claudeCode.toolName in _meta)
-    reported: tuple = ()             # (title, status) last shown as activity
+    reported: tuple[str, str | None] | tuple[()] = ()             # (title, status) last shown as activity
 
     @property
     def tool(self) -> str:

@@ -43,7 +43,13 @@ from ..base import (
 from ..env import agent_env
 from ..errors import HarnessConfigError, HarnessError
 from ..process import AgentStderr, processes_with_env, stop_process_group
-from ..session import BaseSession, Cumulative, PendingRequests, cancel_and_wait, wait_quietly
+from ..session import (
+    BaseSession,
+    Cumulative,
+    PendingRequests,
+    cancel_and_wait,
+    wait_quietly,
+)
 from .client import NO_CLI, SDK_IMPORT_ERROR, CliLauncher, real_cli, sdk_options
 from .options import ClaudeCodeOptions
 from .sdk_seams import resumed_cost_baseline
@@ -130,7 +136,7 @@ class ClaudeCodeHarness:
         return agent_env(self.env, spec.env)
 
     async def _launch(self, spec: SessionSpec, resume_id: str | None) -> ClaudeCodeSession:
-        if not Path(spec.workdir).is_dir():
+        if not Path(spec.workdir).is_dir():  # noqa: ASYNC240 - one stat before a process starts
             raise HarnessError(f"cannot start Claude Code: workdir {spec.workdir} does not exist")
         cli = real_cli(self.options.cli_path)
         if cli is None:
@@ -155,7 +161,7 @@ class _Pending:
 
     tool: str
     input: dict[str, Any]
-    future: asyncio.Future
+    future: asyncio.Future[Any]
     questions: Questions | None = None      # AskUserQuestion: asked one at a time
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -169,7 +175,7 @@ class ClaudeCodeSession(BaseSession):
         self._client: Any = None
         self._launcher: CliLauncher | None = None
         self._pid: int | None = None
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[Any] | None = None
         self._outstanding: list[str] = []          # uuids of user messages not yet answered by a result
         self._interrupted = False
         self._stopping = False

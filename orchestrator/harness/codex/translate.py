@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ...models import Answer, InterventionKind, Option
-from ..base import Failed, HarnessEvent, InterventionRequest, OutputText, ToolActivity, Usage
+from ..base import (
+    Failed,
+    HarnessEvent,
+    InterventionRequest,
+    OutputText,
+    ToolActivity,
+    Usage,
+)
 from ..options import count_or_zero, json_text
 from ..session import Cumulative
 
@@ -44,7 +51,7 @@ class ItemTranslator:
     def __init__(self, emit: Callable[[HarnessEvent], None], *, on_command_started: Callable[[], None]):
         self._emit = emit
         self._on_command_started = on_command_started
-        self.items: dict[str, dict] = {}         # item id -> last seen item (for file change paths)
+        self.items: dict[str, dict[str, Any]] = {}         # item id -> last seen item (for file change paths)
         self._deltas: dict[str, list[str]] = {}  # agent message id -> unflushed deltas
         self._streamed: set[str] = set()         # agent message ids with at least one delta shown
         self.last_message = ""
@@ -123,7 +130,7 @@ class ItemTranslator:
 
 # ---- server requests ---------------------------------------------------------------------
 
-def intervention(key: str, method: str, p: dict[str, Any], items: dict[str, dict]) -> InterventionRequest:
+def intervention(key: str, method: str, p: dict[str, Any], items: dict[str, dict[str, Any]]) -> InterventionRequest:
     """The intervention a human-facing server request (HUMAN_REQUESTS) becomes."""
     if method == COMMAND_APPROVAL:
         command = p.get("command") or json_text(p.get("commandActions")) or "(a command)"
@@ -131,11 +138,13 @@ def intervention(key: str, method: str, p: dict[str, Any], items: dict[str, dict
             prompt = "Codex wants to send input to a running command"
         else:
             prompt = "Codex wants to run a command"
+        if p.get("cwd"):
+            prompt += f" in {p['cwd']}"
         if p.get("reason"):
             prompt += f": {p['reason']}"
-        detail = command if not p.get("cwd") else f"{command}\n(in {p['cwd']})"
+        # The detail is the command alone: approval-policy rules match it (orchestrator/policy.py).
         return InterventionRequest(request_id=key, kind=InterventionKind.PERMISSION, prompt=prompt,
-                                   options=APPROVAL_OPTIONS, tool="command", detail=detail)
+                                   options=APPROVAL_OPTIONS, tool="command", detail=command)
     if method == FILE_APPROVAL:
         item = items.get(str(p.get("itemId"))) or {}
         paths = change_paths(item) if item else ""
@@ -155,7 +164,7 @@ def intervention(key: str, method: str, p: dict[str, Any], items: dict[str, dict
     return _user_input_request(key, p)
 
 
-def answer_result(method: str, params: dict, answer: Answer,
+def answer_result(method: str, params: dict[str, Any], answer: Answer,
                   request: InterventionRequest) -> tuple[dict[str, Any], str | None]:
     """(the JSON-RPC result for Codex, a follow-up message to send after it or None)."""
     text = answer.text.strip()
@@ -181,7 +190,7 @@ def answer_result(method: str, params: dict, answer: Answer,
     return {}, None  # pragma: no cover - only the methods above become interventions
 
 
-def _user_input_answers(params: dict, answer: Answer, request: InterventionRequest) -> dict:
+def _user_input_answers(params: dict[str, Any], answer: Answer, request: InterventionRequest) -> dict[str, Any]:
     questions = [q for q in params.get("questions") or [] if isinstance(q, dict)]
     labels = {o.id: o.label for o in request.options}
     chosen = [labels.get(o, o) for o in answer.option_ids]
@@ -247,7 +256,7 @@ def _http_status(info: Any) -> int | None:
     if isinstance(info, dict):
         for value in info.values():
             if isinstance(value, dict) and isinstance(value.get("httpStatusCode"), int):
-                return value["httpStatusCode"]
+                return int(value["httpStatusCode"])
     return None
 
 

@@ -36,7 +36,9 @@ from .translate import LineParser
 
 log = logging.getLogger(__name__)
 
-STREAM_LIMIT = 4 * 1024 * 1024        # asyncio StreamReader buffer limit for stdout/stderr
+# asyncio StreamReader buffer limit for stdout/stderr. Longer lines are read in pieces (read_lines);
+# the limit bounds what is buffered when taskpin stops reading (2x this, then the pipe fills).
+STREAM_LIMIT = 64 * 1024
 MAX_ENV_PROMPT_BYTES = 100_000       # TASKPIN_PROMPT is cut here (Linux: 128 KiB per env string)
 READER_DRAIN_S = 2.0                  # after exit: how long to wait for stdout/stderr EOF
 NO_COMMAND = 'command is not set: add e.g. command = ["python", "agent.py"] to this agent'
@@ -142,8 +144,8 @@ class CommandSession(BaseSession):
         self._term_lock = asyncio.Lock()
         self._group_dead = False
         self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
-        self._readers: list[asyncio.Task] = []
-        self._tasks: list[asyncio.Task] = []
+        self._readers: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     # -- AgentSession --
 
@@ -193,7 +195,7 @@ class CommandSession(BaseSession):
             if self._json_stdin:
                 try:
                     await asyncio.wait_for(self._stdin.write(json_line({"type": "interrupt"}), "interrupt"), 1.0)
-                except (HarnessError, asyncio.TimeoutError):
+                except (TimeoutError, HarnessError):
                     pass
             signal_group(self._proc.pid, signal.SIGINT)
             await wait_quietly(asyncio.shield(self._proc.wait()), self._grace)
@@ -230,6 +232,7 @@ class CommandSession(BaseSession):
             async for line in read_lines(self._proc.stdout):
                 if self._agent_final is not None:
                     continue  # events end at finished/failed; the rest is ignored
+                await self.out.room()   # back-pressure: stop reading while taskpin is behind
                 for event in self._parser.parse(line):
                     if isinstance(event, (Finished, Failed)):
                         self._agent_final = event

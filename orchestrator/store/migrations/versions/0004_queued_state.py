@@ -10,11 +10,10 @@ Until 0003 a dispatched task was `in_progress` with `queued_at` set until a slot
 Revision ID: 0004
 Revises: 0003
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
@@ -37,7 +36,7 @@ LIVE = ('in_progress', 'blocked')
 
 def upgrade() -> None:
     conn = op.get_bind()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     waiting = [row.id for row in conn.execute(
         sa.select(tasks.c.id).where(tasks.c.state == 'in_progress', tasks.c.queued_at.is_not(None)))]
     if waiting:
