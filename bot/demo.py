@@ -159,8 +159,10 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
 
     await n.step("alice types: /task Add a CONTRIBUTING guide for new contributors")
     await emu.slash_command(OWNER, "/task", "Add a CONTRIBUTING guide for new contributors")
+    # The command is acked before it acts: wait for its confirmation, then for the task itself.
+    await emu.wait_for(lambda: emu.ephemerals(user=OWNER), timeout=10)
     seen_owner = n.show_ephemeral(OWNER, 0)
-    task = (await core.list_tasks())[-1]
+    task = await _first_task(core)
     await emu.wait_for(lambda: "CONTRIBUTING" in n.board_text(), timeout=5)
     n.show_board()
 
@@ -213,6 +215,14 @@ async def _story(n: Narrator, emu: SlackEmulator, runtime: Runtime) -> None:
     await emu.wait_for(lambda: "Awaiting review (1)" in n.board_text(), timeout=5)
     n.show_board()
     n.show_ephemeral(OWNER, seen_owner)
+
+
+async def _first_task(core):
+    async def created():
+        while not (found := await core.list_tasks()):  # noqa: ASYNC110 - the demo narrates by polling the core it drives
+            await asyncio.sleep(0.05)
+        return found[-1]
+    return await asyncio.wait_for(created(), 10)
 
 
 async def _new_task(core, after: int):
