@@ -63,15 +63,22 @@ class _Channel:
         self.worker: asyncio.Task | None = None
 
     def next_item(self, ready=None) -> OutboxItem | None:
-        """The head of the thread whose most urgent waiting message is most urgent (then oldest).
-        With `ready(item)`, a head its budget lets go now comes first: a question to post never
-        waits behind an edit that waits for chat.update's budget in another thread."""
+        """The next message of the thread whose most urgent waiting message is most urgent (then
+        oldest). With `ready(item)`, one its budget lets go now comes first: a question to post
+        never waits behind an edit that waits for chat.update's budget, in another thread or in
+        its own (posts keep their order, and so do edits; only a post may pass waiting edits)."""
         best, best_rank = None, None
         for queue in self.threads.values():
-            if queue:
-                rank = (ready is not None and not ready(queue[0]), min(i.priority for i in queue), queue[0].id)
-                if best_rank is None or rank < best_rank:
-                    best, best_rank = queue[0], rank
+            if not queue:
+                continue
+            candidate = queue[0]
+            if ready is not None and not ready(candidate):
+                candidate = next((i for i in queue if i.op == "post"), candidate)
+                if candidate.op == "post" and not ready(candidate):
+                    candidate = queue[0]
+            rank = (ready is not None and not ready(candidate), min(i.priority for i in queue), candidate.id)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = candidate, rank
         return best
 
     def replace(self, item: OutboxItem) -> None:
@@ -85,10 +92,14 @@ class _Channel:
 
     def pop(self, item: OutboxItem) -> None:
         queue = self.threads.get(item.thread)
-        if queue and queue[0].id == item.id:
-            queue.popleft()
-            if not queue:
-                del self.threads[item.thread]
+        if not queue:
+            return
+        for old in queue:
+            if old.id == item.id:
+                queue.remove(old)
+                break
+        if not queue:
+            del self.threads[item.thread]
 
     @property
     def pending(self) -> int:

@@ -22,6 +22,17 @@ def test_a_question_to_post_does_not_wait_behind_an_edit_waiting_for_chat_update
     assert channel.next_item() is edit                                         # oldest first...
     assert channel.next_item(ready=lambda i: i.op == "post") is question      # ...unless it must wait
     assert channel.next_item(ready=lambda i: False) is edit                   # nothing ready: the oldest
-    later = item(3, "task:2", "post")
-    channel.threads = {"task:2": deque([item(2, "task:2", "update"), later])}
-    assert channel.next_item(ready=lambda i: i.op == "post").id == 2          # a thread keeps its order
+
+
+def test_in_one_thread_a_post_passes_edits_waiting_for_budget_but_never_an_earlier_post():
+    channel = _Channel(rate=1.0, burst=3)
+    closing_edit, next_question, after = item(1, "task:1", "update"), item(2, "task:1", "post"), item(3, "task:1", "post")
+    channel.threads = {"task:1": deque([closing_edit, next_question, after])}
+    assert channel.next_item(ready=lambda i: True) is closing_edit             # all ready: written order
+    assert channel.next_item(ready=lambda i: i.op == "post") is next_question  # the edit waits, the question goes
+    channel.pop(next_question)
+    assert list(channel.threads["task:1"]) == [closing_edit, after]
+    assert channel.next_item(ready=lambda i: i.op == "post") is after          # the posts keep their order
+    assert channel.next_item(ready=lambda i: False) is closing_edit            # nothing ready: the oldest
+    channel.threads = {"task:1": deque([item(4, "task:1", "update"), item(5, "task:1", "update")])}
+    assert channel.next_item(ready=lambda i: i.id == 5).id == 4               # edits never pass each other

@@ -26,6 +26,8 @@ class SocketModeHub:
         # live connections in turn instead of the newest one.
         self.spread = False
         self._turn = 0
+        # Connections told to reconnect: Slack sends them nothing more, it waits for the new one.
+        self._draining: set[int] = set()
 
     def issue_url(self, base_ws: str) -> str:
         ticket = uuid.uuid4().hex
@@ -34,7 +36,7 @@ class SocketModeHub:
 
     @property
     def live(self) -> list[web.WebSocketResponse]:
-        return [ws for ws in self.connections if not ws.closed]
+        return [ws for ws in self.connections if not ws.closed and id(ws) not in self._draining]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket", "")
@@ -106,8 +108,10 @@ class SocketModeHub:
     async def disconnect(self, reason: str = "warning") -> None:
         """Ask every connected client to reconnect, as Slack does before rotating a connection."""
         for ws in self.live:
+            self._draining.add(id(ws))
             await ws.send_json({"type": "disconnect", "reason": reason,
                                 "debug_info": {"host": "applink-emulator"}})
+        self._notify()
 
     async def close_all(self) -> None:
         for ws in list(self.connections):

@@ -89,12 +89,15 @@ async def test_two_workers_claiming_at_once_take_each_task_once_in_fifo_order(pa
     a, b = pair
     ids = [await queued_task(a.store, f"t{i}") for i in range(12)]
     claims: list[tuple[str, int]] = []
+    everyone_has_one = asyncio.Barrier(4)     # then all four race for the rest
 
     async def drain(coord) -> list[int]:
         mine = []
         while (claim := await coord.claim_next(ttl_s=30)) is not None:
             claims.append((coord.name, claim.task_id))
             mine.append(claim.task_id)
+            if len(mine) == 1:
+                await everyone_has_one.wait()
         return mine
 
     loops = await asyncio.gather(drain(a), drain(b), drain(a), drain(b))
