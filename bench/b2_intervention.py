@@ -34,16 +34,19 @@ def question_ts(emu, thread_ts: str, round_: int, owner: str = OWNER) -> float |
     return None
 
 
-def notified_at(emu, owner: str, task_id: int) -> float | None:
+def notified_at(emu, owner: str, task_id: int, since: float) -> float | None:
     """When the owner's DM first showed this task's question: the server time of the first
-    version of the DM (its post, or an edit) naming the task."""
+    version of the DM (its post, or an edit) naming the task, written after `since` (the round's
+    start: an earlier round's DM names the task too)."""
     channel = emu.ws.im_with(owner).id
     mark = re.compile(rf"\*#{task_id}\*")
     times = []
     for msg in emu.messages(channel):
         for version in [*emu.edits(channel, msg["ts"]), msg]:
             if mark.search(json.dumps(version)):
-                times.append(float((version.get("edited") or {}).get("ts") or version["ts"]))
+                at = float((version.get("edited") or {}).get("ts") or version["ts"])
+                if at >= since:
+                    times.append(at)
     return min(times) if times else None
 
 
@@ -85,11 +88,12 @@ async def measure(k: int, rounds: int, one_owner: bool = False) -> tuple[list[fl
             progress(f"{k} agent(s): threads open; {rounds} round(s)")
             asked, replied, notified, in_core = [], [], [], []
             for r in range(rounds):
+                started = time.time()
                 (go / f"go.{r}").touch()
                 posted = await wait_until(lambda: all(question_ts(emu, ts, r, owner_of[i]) for i, ts in threads.items())
                                           and {i: question_ts(emu, ts, r, owner_of[i]) for i, ts in threads.items()}, timeout=k + 30)
-                dms = await wait_until(lambda: all(notified_at(emu, owner_of[i], i) for i in threads)
-                                       and {i: notified_at(emu, owner_of[i], i) for i in threads}, timeout=k + 30)
+                dms = await wait_until(lambda: all(notified_at(emu, owner_of[i], i, started) for i in threads)
+                                       and {i: notified_at(emu, owner_of[i], i, started) for i in threads}, timeout=k + 30)
                 replies = await asyncio.gather(*(emu.user_message(owner_of[i], BOARD, "yes", thread_ts=ts)
                                                  for i, ts in threads.items()))
                 reply_ts = {i: float(a.message["ts"]) for i, a in zip(threads, replies)}

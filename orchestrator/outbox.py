@@ -74,7 +74,7 @@ class Outbox:
         never ahead of anything added before it."""
         if key is not None and (existing := await self.get(key)) is not None:
             return existing, False
-        async with self.store.session() as s, s.begin():
+        async with self.store.writing() as s:
             if coalesce:
                 last = (await s.execute(
                     select(OutboxRow).where(OutboxRow.channel == channel, OutboxRow.thread == thread,
@@ -144,11 +144,11 @@ class Outbox:
 
     async def prune(self, older_than: timedelta) -> int:
         """Forget rows done longer ago than `older_than`."""
-        async with self.store.session() as s, s.begin():
+        async with self.store.writing() as s:
             result = await s.execute(delete(OutboxRow).where(OutboxRow.status != OutboxStatus.PENDING.value,
                                                              OutboxRow.done_at < utcnow() - older_than))
         return rowcount(result)
 
     async def _set(self, item_id: int, **values: Any) -> None:
-        async with self.store.session() as s, s.begin():
+        async with self.store.writing() as s:
             await s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))

@@ -17,7 +17,7 @@ def _view(row: PolicyRuleRow) -> PolicyRuleView:
 
 async def add_rule(store: Store, *, repo: str, task_id: int | None, effect: str, target: str, by_approver: bool,
                    added_by: str, intervention_id: int | None = None) -> PolicyRuleView:
-    async with store.session() as s, s.begin():
+    async with store.writing() as s:
         row = PolicyRuleRow(repo=repo, task_id=task_id, effect=effect, target=target, by_approver=by_approver,
                             added_by=added_by, added_at=utcnow(), intervention_id=intervention_id)
         s.add(row)
@@ -45,7 +45,7 @@ async def get_rule(store: Store, rule_id: int) -> PolicyRuleView | None:
 
 async def remove_rule(store: Store, rule_id: int, *, removed_by: str) -> PolicyRuleView | None:
     """Mark the rule removed; None when it was removed already (someone else won)."""
-    async with store.session() as s, s.begin():
+    async with store.writing() as s:
         result = await s.execute(update(PolicyRuleRow)
                                  .where(PolicyRuleRow.id == rule_id, PolicyRuleRow.removed_at.is_(None))
                                  .values(removed_by=removed_by, removed_at=utcnow()))

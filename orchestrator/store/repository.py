@@ -5,8 +5,10 @@ that also appends to the audit log in the same transaction.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -102,6 +104,9 @@ class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
+        # SQLite has one writer, and a writer that finds it busy sleeps in SQLite's busy handler (up
+        # to 100 ms a try) instead of queuing: this process's writes take turns here instead.
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -116,13 +121,20 @@ class Store:
     def session(self) -> AsyncSession:
         return self._sessions()
 
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed at the end (rolled back on an error)."""
+        async with self._one_writer or contextlib.nullcontext():
+            async with self.session() as s, s.begin():
+                yield s
+
     # ---- tasks ---------------------------------------------------------------------
 
     async def create_task(self, *, title: str, prompt: str, owner: str, repo: str, agent: str,
                           base_branch: str, branch_for: Callable[[int], str],
                           depends_on: Sequence[int] = ()) -> TaskView:
         """Insert a backlog task; `branch_for(task_id)` names its branch once the id is known."""
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             now = utcnow()
             row = TaskRow(title=title, prompt=prompt, owner=owner, repo=repo, agent=agent,
                           base_branch=base_branch, branch="", state=TaskState.BACKLOG.value, version=1,
@@ -209,7 +221,7 @@ class Store:
         now = utcnow()
         values = {"state": to_state.value, "version": TaskRow.version + 1, "updated_at": now,
                   "state_changed_at": now, **changes}
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             query = update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == from_state.value)
             if expected_version is not None:
                 query = query.where(TaskRow.version == expected_version)
@@ -240,13 +252,13 @@ class Store:
                                 to_state=TaskState(row.to_state), actor=row.actor, reason=row.reason, at=row.at)
 
     async def update_task(self, task_id: int, **changes: Any) -> TaskView:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(updated_at=utcnow(), **changes))
         return await self.get_task(task_id)
 
     async def take_pending_prompt(self, task_id: int) -> str | None:
         """Read and clear the message queued for the task's next session (review feedback, restart)."""
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             value = (await s.execute(select(TaskRow.pending_prompt).where(TaskRow.id == task_id))).scalar()
             if value is not None:
                 await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(pending_prompt=None))
@@ -255,7 +267,7 @@ class Store:
     async def add_usage(self, task_id: int, attempt_id: int | None, input_tokens: int, output_tokens: int,
                         cost_usd: float) -> tuple[int, int, float]:
         """Add usage to the task and its attempt; returns the task's new totals (in, out, cost)."""
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             await s.execute(update(TaskRow).where(TaskRow.id == task_id).values(
                 input_tokens=TaskRow.input_tokens + input_tokens,
                 output_tokens=TaskRow.output_tokens + output_tokens,
@@ -283,7 +295,7 @@ class Store:
         def rows(items: Iterable[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
             return [{"row_id": k, "d_in": i, "d_out": o, "d_cost": c} for k, (i, o, c) in items]
 
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             conn = await s.connection()
             await conn.execute(update(tasks).where(tasks.c.id == bindparam("row_id"))
                                .values({k: tasks.c[k] + v for k, v in grow.items()}), rows(per_task.items()))
@@ -317,7 +329,7 @@ class Store:
                                multi_select: bool, answered_by: str | None = None, answer_text: str | None = None,
                                answer_options: Sequence[str] = ()) -> InterventionView:
         """A pending question; with `answered_by`, one answered already (by a policy rule)."""
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             now = utcnow()
             row = InterventionRow(
                 task_id=task_id, attempt=attempt, request_id=request_id, kind=kind.value, prompt=prompt,
@@ -352,7 +364,7 @@ class Store:
                                    answered_by: str | None = None, answer_text: str | None = None,
                                    answer_options: Sequence[str] = ()) -> InterventionView | None:
         """Close a pending intervention; None if it was no longer pending (someone else won)."""
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             result = await s.execute(
                 update(InterventionRow)
                 .where(InterventionRow.id == intervention_id,
@@ -364,7 +376,7 @@ class Store:
         return await self.get_intervention(intervention_id)
 
     async def mark_reminded(self, intervention_id: int) -> None:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             await s.execute(update(InterventionRow).where(InterventionRow.id == intervention_id)
                             .values(reminded_at=utcnow()))
 
@@ -373,7 +385,7 @@ class Store:
     async def start_attempt(self, task_id: int, harness: str) -> tuple[int, int, str]:
         """Record a new attempt; returns (attempt row id, attempt number, ownership token)."""
         token = secrets.token_hex(16)
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             number = (await s.execute(select(func.count()).where(AttemptRow.task_id == task_id))).scalar_one() + 1
             row = AttemptRow(task_id=task_id, number=number, harness=harness, token=token, started_at=utcnow(),
                              input_tokens=0, output_tokens=0, cost_usd=0.0)
@@ -381,7 +393,7 @@ class Store:
         return row.id, number, token
 
     async def update_attempt(self, attempt_id: int, **changes: Any) -> None:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             await s.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(**changes))
 
     async def end_attempt(self, attempt_id: int, outcome: str, error: str | None = None) -> None:
@@ -421,7 +433,7 @@ class Store:
         return row.value if row is not None else default
 
     async def kv_set(self, key: str, value: Any) -> None:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             row = await s.get(KeyValueRow, key)
             if row is None:
                 s.add(KeyValueRow(key=key, value=value, updated_at=utcnow()))
@@ -430,7 +442,7 @@ class Store:
                 row.updated_at = utcnow()
 
     async def kv_delete(self, key: str) -> None:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             row = await s.get(KeyValueRow, key)
             if row is not None:
                 await s.delete(row)
@@ -446,12 +458,12 @@ class Store:
         """Record `key` unless it is there already: True for exactly one caller, across
         restarts and across processes sharing the database (a unique key, insert-if-absent)."""
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             result = await s.execute(insert(DeliveryRow).values(key=key[:255], seen_at=utcnow())
                                      .on_conflict_do_nothing(index_elements=["key"]))
             return rowcount(result) == 1
 
     async def prune_deliveries(self, older_than: datetime) -> int:
-        async with self.session() as s, s.begin():
+        async with self.writing() as s:
             result = await s.execute(delete(DeliveryRow).where(DeliveryRow.seen_at < older_than))
             return rowcount(result)
