@@ -7,6 +7,12 @@ A JsonRpcPeer writes requests, notifications and responses to the agent's stdin 
 its stdout: responses resolve the matching request; notifications and server requests go to
 the handler given at construction, in the order they arrive (a server request is awaited
 before the next message is read, so the adapter sees a consistent order of events).
+
+Back-pressure: with `room` (e.g. SessionEvents.room), the reader awaits it after dispatching
+each notification, so a consumer that falls behind stops the reading and the agent's writes
+block. It never waits while one of our requests waits for its response (the response would
+never be read), and a request sent while it waits ends the wait: the reader then reads on,
+unpaused, until no request is pending.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .errors import HarnessError
@@ -44,7 +50,8 @@ class JsonRpcPeer:
     def __init__(self, stdin: asyncio.StreamWriter | None, stdout: asyncio.StreamReader | None, *,
                  name: str, handler: RpcHandler, exited: Callable[[], bool],
                  on_garbage: Callable[[bytes], None] | None = None,
-                 closed_reason: Callable[[], str] = lambda: ""):
+                 closed_reason: Callable[[], str] = lambda: "",
+                 room: Callable[[], Awaitable[None]] | None = None):
         self._stdin = stdin
         self._stdout = stdout
         self._name = name                  # "codex app-server", for errors
@@ -55,6 +62,8 @@ class JsonRpcPeer:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._write_lock = asyncio.Lock()
+        self._room = room                  # back-pressure, see the module docstring
+        self._asked: asyncio.Future[None] | None = None   # set by a request while the reader waits
 
     # -- writing --
 
@@ -76,6 +85,8 @@ class JsonRpcPeer:
         rid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = (method, fut)
+        if self._asked is not None and not self._asked.done():
+            self._asked.set_result(None)   # the reader must read on to see the response
         try:
             await self._write({"id": rid, "method": method, "params": params})
             if timeout is None:
@@ -128,6 +139,8 @@ class JsonRpcPeer:
                         await self._dispatch(msg)
                     except HarnessError as exc:   # e.g. a write after the process died
                         log.info("%s: %s", self._name, exc)
+                    if "method" in msg and "id" not in msg:
+                        await self._wait_for_room()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a handler bug must not hang the session
@@ -136,6 +149,22 @@ class JsonRpcPeer:
             for _method, fut in list(self._pending.values()):
                 if not fut.done():
                     fut.set_exception(HarnessError(f"{self._name} exited{self._closed_reason()}"))
+
+    async def _wait_for_room(self) -> None:
+        """Back-pressure after a notification: wait for room(), but not while (or once) one of
+        our requests waits for its response."""
+        if self._room is None or self._pending:
+            return
+        asked = self._asked = asyncio.get_running_loop().create_future()
+        room = asyncio.ensure_future(self._room())
+        try:
+            await asyncio.wait({room, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._asked = None
+            if room.done():
+                room.result()   # room()'s own failure is a bug worth seeing
+            else:
+                room.cancel()
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         method = msg.get("method")

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -34,6 +35,8 @@ class SessionEvents:
         self._delivered = False
         self._room = asyncio.Event()
         self._room.set()
+        self._released = False   # release(): no back-pressure any more (the session is stopping)
+        self._unblocked = 0      # unblocked() blocks open
 
     @property
     def queued(self) -> int:
@@ -43,10 +46,31 @@ class SessionEvents:
     async def room(self) -> None:
         """Wait while QUEUED_LIMIT events are waiting to be read. An adapter awaits this before
         reading more from the agent, so a core that falls behind stops reading, the agent's pipe
-        fills and its writes block (back-pressure) instead of an unbounded backlog in memory."""
-        if self._queue.qsize() >= QUEUED_LIMIT:
+        fills and its writes block (back-pressure) instead of an unbounded backlog in memory.
+        Never waits once the final event is queued (nothing more is queued), after release(),
+        or inside unblocked()."""
+        while (self._queue.qsize() >= QUEUED_LIMIT and self._final is None
+               and not self._released and not self._unblocked):
             self._room.clear()
             await self._room.wait()
+
+    def release(self) -> None:
+        """Back-pressure off for good: the session is stopping, and an agent blocked writing
+        to a pipe nobody reads could not end its turn or exit. Wakes every room() waiter."""
+        self._released = True
+        self._room.set()
+
+    @contextlib.contextmanager
+    def unblocked(self) -> Iterator[None]:
+        """While inside, room() does not wait (and a waiting one returns): for an adapter that
+        awaits an answer from the agent which only reading on can bring (e.g. the response to
+        a control request, read by the same reader that room() would pause)."""
+        self._unblocked += 1
+        self._room.set()
+        try:
+            yield
+        finally:
+            self._unblocked -= 1
 
     @property
     def final(self) -> Finished | Failed | None:
@@ -70,6 +94,7 @@ class SessionEvents:
             return False
         self._final = event
         self._queue.put_nowait(event)
+        self._room.set()   # nothing more is queued: a reader paused in room() may read on
         return True
 
     def reopen(self) -> None:

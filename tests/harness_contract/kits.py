@@ -5,7 +5,8 @@ tests/fakes/openai_responses.py.
 
 Scenarios: "finish" (announce a session, report usage, finish), "ask" (ask permission to
 write out.txt, then finish), "follow_up" (ask, and hear a follow-up sent while waiting),
-"long" (run a long-lived process until stopped).
+"long" (run a long-lived process until stopped), "flood" (FLOOD outputs "flood <i>", one
+per line or message, as fast as the agent can, then finish).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tests.harness_helpers import (
 
 AGENTS = Path(__file__).resolve().parent.parent / "agents"
 HEARD = "CONTRACT-WORDS-7"
+FLOOD = 2000      # outputs in the "flood" scenario: 4x QUEUED_LIMIT
 
 
 def _option(request: InterventionRequest, kind: str) -> str:
@@ -90,6 +92,11 @@ class CommandKit(Kit):
 
     def scenario_env(self, scenario: str) -> dict[str, str]:
         ask = {"id": "q1", "kind": "permission", "prompt": "May I write out.txt?", "tool": "Write", "detail": "out.txt"}
+        if scenario == "flood":   # too long for an environment string: a file
+            script = self.tmp / "flood.json"
+            script.write_text(json.dumps([{"emit": {"type": "output", "text": f"flood {i}"}} for i in range(FLOOD)]
+                                         + [{"finish": "done"}]))
+            return {"SCRIPTED_AGENT_SCRIPT": str(script)}
         steps = {
             "finish": [{"emit": {"type": "session", "id": "cmd-session-1"}},
                        {"emit": {"type": "usage", "input_tokens": 10, "output_tokens": 3, "cost_usd": 0.01}},
@@ -124,6 +131,10 @@ class AcpKit(Kit):
     def scenario_env(self, scenario: str) -> dict[str, str]:
         ask = {"ask": {"id": "call-1", "title": "Write out.txt", "kind": "edit",
                        "input": {"path": "out.txt", "content": "hi"}, "write": {"path": "out.txt", "content": "hi"}}}
+        if scenario == "flood":   # one tool_call notification (one ToolActivity) each
+            script = self.tmp / "flood.json"
+            script.write_text(json.dumps([{"tool": {"id": f"t{i}", "title": f"flood {i}"}} for i in range(FLOOD)]))
+            return {**acp_agent_env(self.tmp), "ACP_AGENT_SCRIPT": str(script)}
         steps = {
             "finish": [{"say": "working"}, {"usage": {"cost": 0.01}}, {"usage": {"cost": 0.03}},
                        {"turn_usage": {"input": 10, "output": 5}}],
@@ -157,7 +168,10 @@ class ClaudeCodeKit(Kit):
         return build_harness("claude", AgentConfig(**claude_code_options(self.api, self.tmp / "home")))
 
     def scenario_env(self, scenario: str) -> dict[str, str]:
-        from tests.fakes.anthropic_api import bash, text
+        from tests.fakes.anthropic_api import Response, bash, text
+        if scenario == "flood":   # one model turn of FLOOD text blocks
+            self.api.script(Response([{"type": "text", "text": f"flood {i}"} for i in range(FLOOD)]))
+            return {}
         script = {
             "finish": [text("done")],
             "ask": [bash("echo hi > out.txt"), text("done")],
@@ -201,6 +215,7 @@ class CodexKit(Kit):
 
     def scenario_env(self, scenario: str) -> dict[str, str]:
         replies = {
+            "flood": [[{"say": f"flood {i}"} for i in range(FLOOD)]],   # one response, FLOOD messages
             "finish": [[{"say": "done", "usage": [1234, 56]}]],
             "ask": [[{"exec": "printf hi > out.txt"}], [{"say": "done"}]],
             "deny": [[{"exec": "printf hi > out.txt"}], [{"say": "done"}]],

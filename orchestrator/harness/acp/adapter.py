@@ -47,7 +47,7 @@ from ..process import (
     stop_process_group,
 )
 from ..session import BaseSession, PendingRequests, cancel_and_wait, wait_quietly
-from .client import ConfigProblem, TaskpinClient, acp_module, describe, open_session
+from .client import ConfigProblem, StdoutRelay, TaskpinClient, acp_module, describe, open_session
 from .options import AcpOptions
 from .translate import KIND_VERBS, UpdateTranslator, input_detail, permission_option
 
@@ -153,6 +153,8 @@ class AcpSession(BaseSession):
         self._driver: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[Any] | None = None
         self._stderr_task: asyncio.Task[Any] | None = None
+        self._relay: StdoutRelay | None = None
+        self._relay_task: asyncio.Task[Any] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -204,6 +206,7 @@ class AcpSession(BaseSession):
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        self.out.release()   # the relay reads on: the agent can answer the cancel, and exit
         if self._turn_running and self._proc.returncode is None:
             await self._send_cancel()   # ACP: session/cancel first, then the pending requests
             self._cancel_pending()
@@ -215,7 +218,7 @@ class AcpSession(BaseSession):
             await wait_quietly(self._conn.close(), 2.0)
         close_stdin(self._proc)
         await stop_process_group(self._proc, self._grace)
-        for task in (self._stderr_task, self._watcher):
+        for task in (self._relay_task, self._stderr_task, self._watcher):
             if task is not None and not await wait_quietly(task, 1.0):
                 await cancel_and_wait(task)
         self._finish(Failed("stopped by taskpin", retryable=False))
@@ -229,9 +232,12 @@ class AcpSession(BaseSession):
         acp = acp_module()
         client = TaskpinClient(self._spec.workdir, on_update=self._updates.update,
                                on_permission=self._on_permission, emit=self._updates.emit)
-        self._conn = acp.connect_to_agent(client, self._proc.stdin, self._proc.stdout)
+        assert self._proc.stdout is not None
+        self._relay = StdoutRelay(self._proc.stdout, self.out.room, limit=STREAM_LIMIT)
+        self._conn = acp.connect_to_agent(client, self._proc.stdin, self._relay.reader)
         loop = asyncio.get_running_loop()
         task_id = self._spec.task_id
+        self._relay_task = loop.create_task(self._relay.run(), name=f"acp-stdout:{task_id}")
         self._stderr_task = loop.create_task(self._stderr.pump(self._proc.stderr, "ACP agent"),
                                              name=f"acp-stderr:{task_id}")
         self._driver = loop.create_task(self._drive(), name=f"acp:{task_id}")
@@ -323,6 +329,11 @@ class AcpSession(BaseSession):
         await self._proc.wait()
         if self._driver is None or self._stopping:
             return
+        # What the agent wrote before it exited may still wait for taskpin to read the events
+        # before it (back-pressure): the relay brings it, however long that takes.
+        while (self._relay_task is not None and self._relay is not None and not self._stopping
+               and not await wait_quietly(self._relay_task, 2.0) and self._relay.waiting):
+            pass
         if not await wait_quietly(self._driver, 2.0) and not self._stopping and not self.out.ended:
             await cancel_and_wait(self._driver)
             await self._fail_from(ConnectionError("the agent exited"))

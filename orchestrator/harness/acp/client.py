@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 from ..base import HarnessEvent, ToolActivity
 from ..errors import HarnessError
 from ..options import taskpin_version
+
+log = logging.getLogger(__name__)
 
 
 def acp_module() -> Any:
@@ -141,6 +144,48 @@ async def open_session(conn: Any, cwd: str, resume_id: str | None, mode: str | N
         await conn.set_session_mode(session_id=session_id, mode_id=mode)
         opened.current_mode = mode
     return opened
+
+
+class StdoutRelay:
+    """The agent's stdout, relayed line by line into `reader` (what the acp connection reads)
+    with room() awaited before each line: back-pressure. The connection runs every notification
+    in a task of its own, so a handler that waits would not stop its reading; this does, and
+    then the agent's stdout pipe fills and its writes block. `reader` gets EOF when the agent's
+    stdout does (or the relay ends otherwise)."""
+
+    def __init__(self, stdout: asyncio.StreamReader, room: Callable[[], Awaitable[None]], *, limit: int):
+        self.reader = asyncio.StreamReader(limit=limit)
+        self._stdout = stdout
+        self._room = room
+        self.waiting = False      # paused in room(): the rest waits for taskpin, not for the agent
+
+    async def run(self) -> None:
+        src, dst = self._stdout, self.reader
+        try:
+            while True:
+                try:
+                    data = await src.readuntil(b"\n")
+                except asyncio.LimitOverrunError as exc:
+                    data = await src.readexactly(exc.consumed)    # a piece of an over-long line
+                except asyncio.IncompleteReadError as exc:        # EOF
+                    if exc.partial:
+                        dst.feed_data(exc.partial)
+                    return
+                self.waiting = True
+                try:
+                    await self._room()
+                finally:
+                    self.waiting = False
+                dst.feed_data(data)
+                # Let the connection take the line and start its handler before the next room()
+                # check, so what is queued counts it (else a full pipe buffer goes through at once).
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection sees EOF and ends the session
+            log.info("relaying the ACP agent's stdout failed: %s", exc)
+        finally:
+            dst.feed_eof()
 
 
 def describe(exc: BaseException) -> str:

@@ -233,12 +233,15 @@ class ClaudeCodeSession(BaseSession):
         self._deny_all(STOPPED_MESSAGE, interrupt=True)
         if self._outstanding:
             try:
-                await asyncio.wait_for(self._client.interrupt(), INTERRUPT_WAIT_S)
+                # The SDK reads the interrupt's response with the messages: read on meanwhile.
+                with self.out.unblocked():
+                    await asyncio.wait_for(self._client.interrupt(), INTERRUPT_WAIT_S)
             except Exception as exc:  # noqa: BLE001 - the CLI may already be gone
                 log.debug("interrupt failed: %s", exc)
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        self.out.release()   # a reader paused for room reads on: the interrupt's answer can arrive
         self._deny_all(STOPPED_MESSAGE, interrupt=True)
         client = self._client
         if client is not None and self._outstanding and self._reader and not self._reader.done():
@@ -298,6 +301,9 @@ class ClaudeCodeSession(BaseSession):
             async for message in self._client.receive_messages():
                 for event in self._translate(message):
                     self.out.emit(event)
+                # Back-pressure: while taskpin is behind, the SDK's message buffer fills, its
+                # reader stops reading the CLI's stdout and the CLI's writes block.
+                await self.out.room()
             if not self._stopping:
                 self.out.finish(Failed("the Claude Code CLI ended without a result" + self._stderr.suffix(),
                                        retryable=True))

@@ -134,7 +134,7 @@ class CodexSession(BaseSession):
         self._proc = proc
         self._grace = stop_grace_s
         self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
-        self._client = CodexClient(proc, self, self._stderr)
+        self._client = CodexClient(proc, self, self._stderr, room=self.out.room)
         self._items = ItemTranslator(self._emit, on_command_started=self._command_started)
         self._commands = CommandSessions(proc.pid)
         self.pending: PendingRequests[tuple[int | str, str, dict[str, Any]]] = PendingRequests("codex")
@@ -208,6 +208,7 @@ class CodexSession(BaseSession):
     async def _shutdown(self) -> None:
         """turn/interrupt, close stdin, SIGTERM the group (and Codex's own command sessions),
         SIGKILL after the grace period."""
+        self.out.release()   # a reader paused for room reads on: the turn can end, codex can exit
         if self._proc.returncode is None:
             self._stop_reason = self._stop_reason or "stopped by taskpin"
             self._commands.remember()   # before the interrupt orphans anything
@@ -277,14 +278,15 @@ class CodexSession(BaseSession):
         if self.turn_id is None or self.thread_id is None:
             return
         turn_id = self.turn_id
-        try:
-            await self._client.interrupt(self.thread_id, turn_id)
-        except (TimeoutError, HarnessError):
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + INTERRUPT_WAIT_S
-        while self.turn_id == turn_id and loop.time() < deadline and self._proc.returncode is None:  # noqa: ASYNC110 - bounded: the reader clears turn_id when codex ends the turn
-            await asyncio.sleep(0.05)
+        with self.out.unblocked():   # turn/completed comes only if the reader reads on
+            try:
+                await self._client.interrupt(self.thread_id, turn_id)
+            except (TimeoutError, HarnessError):
+                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + INTERRUPT_WAIT_S
+            while self.turn_id == turn_id and loop.time() < deadline and self._proc.returncode is None:  # noqa: ASYNC110 - bounded: the reader clears turn_id when codex ends the turn
+                await asyncio.sleep(0.05)
 
     # -- events (RpcHandler) --
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import HarnessError
@@ -21,12 +22,13 @@ __all__ = ["CodexClient", "CommandSessions", "RpcError"]
 
 
 class CodexClient:
-    def __init__(self, proc: asyncio.subprocess.Process, handler: RpcHandler, stderr: AgentStderr):
+    def __init__(self, proc: asyncio.subprocess.Process, handler: RpcHandler, stderr: AgentStderr, *,
+                 room: Callable[[], Awaitable[None]] | None = None):
         self.rpc = JsonRpcPeer(
             proc.stdin, proc.stdout, name="codex app-server", handler=handler,
             exited=lambda: proc.returncode is not None,
             on_garbage=lambda line: stderr.write_log(b"[codex stdout] " + line),
-            closed_reason=stderr.suffix)
+            closed_reason=stderr.suffix, room=room)   # room: back-pressure (jsonrpc.py)
 
     async def open_thread(self, thread_params: dict[str, Any], resume_id: str | None) -> str:
         """initialize, then a new thread (or the resumed one): its id."""

@@ -203,6 +203,7 @@ class CommandSession(BaseSession):
 
     async def _shutdown(self) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period, reap."""
+        self.out.release()   # a reader paused for room reads on to EOF
         if self._proc.returncode is None:
             self._stop_reason = self._stop_reason or "stopped by taskpin"
         await self._terminate_group()
