@@ -69,14 +69,14 @@ class Surface:
             if self.svc is not None:
                 self.svc.board, self.svc.threads = self.board, self.threads
         self.active = True
+        if lease is not None and lease.token > 1:    # said first: the board may be edited before start() returns
+            log.info("took over the board (lease token %d)", lease.token)
         assert self.poster is not None
         await self.poster.start()
         await self.threads.start()
         await self.notifier.start()
         await self.notes.start()
         await self.board.start()
-        if lease is not None and lease.token > 1:
-            log.info("took over the board (lease token %d)", lease.token)
 
     async def stop(self) -> None:
         """Another process writes the board now (or this one stops)."""

@@ -342,6 +342,29 @@ class Store:
             s.add(row)
         return _intervention_view(row)
 
+    async def ask(self, *, task_id: int, actor: str, reason: str, **question: Any) -> tuple[InterventionView, bool]:
+        """add_intervention and, if the task is in progress, its move to blocked, in one
+        transaction: the question path's one write. Returns the question and whether it moved."""
+        check_transition(task_id, TaskState.IN_PROGRESS, TaskState.BLOCKED)
+        async with self.writing() as s:
+            now = utcnow()
+            row = InterventionRow(task_id=task_id, attempt=question["attempt"], request_id=question["request_id"],
+                                  kind=question["kind"].value, prompt=question["prompt"],
+                                  options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
+                                           for o in question["options"]],
+                                  tool=question["tool"], detail=question["detail"],
+                                  multi_select=question["multi_select"], status=InterventionStatus.PENDING.value,
+                                  answer_options=[], created_at=now)
+            s.add(row)
+            moved = rowcount(await s.execute(
+                update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == TaskState.IN_PROGRESS.value)
+                .values(state=TaskState.BLOCKED.value, version=TaskRow.version + 1, updated_at=now,
+                        state_changed_at=now))) == 1
+            if moved:
+                s.add(TransitionRow(task_id=task_id, from_state=TaskState.IN_PROGRESS.value,
+                                    to_state=TaskState.BLOCKED.value, actor=actor, reason=reason, at=now))
+        return _intervention_view(row), moved
+
     async def get_intervention(self, intervention_id: int) -> InterventionView | None:
         if not _storable_id(intervention_id):
             return None
