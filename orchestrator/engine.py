@@ -196,6 +196,8 @@ class Orchestrator(Scheduling):
         return question or await self.store.get_intervention(intervention_id)
 
     async def pending_interventions(self, task_id: int | None = None) -> list[InterventionView]:
+        if (runner := self._runners.get(task_id or 0)) is not None:   # its run is here: from memory
+            return runner.open_questions()
         return await self.store.interventions(task_id, status=InterventionStatus.PENDING)
 
     async def history(self, task_id: int) -> list[TransitionRecord]:
@@ -220,16 +222,14 @@ class Orchestrator(Scheduling):
         many agent sessions run. `ok` is False when the database cannot be reached."""
         try:
             await self.store.count_tasks()
-            database = "ok"
         except Exception as exc:
             log.warning("health check: the database is unreachable: %s", exc)
-            database = "unreachable"
-        return {"ok": database == "ok", "database": database, "running_sessions": self.running_sessions}
+            return {"ok": False, "database": "unreachable", "running_sessions": self.running_sessions}
+        return {"ok": True, "database": "ok", "running_sessions": self.running_sessions}
 
     async def claim_delivery(self, key: str) -> bool:
-        """True the first time `key` (an inbound delivery's id) is claimed, False for a
-        redelivery or retry of it: here, after a restart, or in another process on the same
-        database. Remembered for DELIVERY_MEMORY."""
+        """True the first time `key` (an inbound delivery's id) is claimed, False for a redelivery or
+        retry of it (here, after a restart, in another process). Remembered for DELIVERY_MEMORY."""
         return await self.store.claim_delivery(key)
 
     # key-value storage for the surface layer (board message location, thread ts...)

@@ -106,6 +106,10 @@ class TaskRunner(RunEnding):
         open_question = self._questions.get(intervention_id)
         return open_question.view if open_question else None
 
+    def open_questions(self) -> list[InterventionView]:
+        """This run's open questions, oldest first, as the store lists them."""
+        return [self._questions[iv_id].view for iv_id in sorted(self._questions)]
+
     @property
     def accepts_follow_up(self) -> bool:
         return bool(self.session and self.session.supports_follow_up)
