@@ -5,7 +5,6 @@ that also appends to the audit log in the same transaction.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -13,8 +12,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, delete, event, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -31,9 +28,11 @@ from ..models import (
 )
 from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
+from .deliveries import DeliveryClaims
 from .fence import FencedSession
 from .results import rowcount
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
+from .write_lane import WriteLane
 
 ID_MAX = 2**31 - 1   # ids are `integer` columns (32-bit on PostgreSQL)
 # The queue: tasks in state queued, in the order they joined it (queued_at), then by id.
@@ -104,9 +103,8 @@ class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
-        # SQLite has one writer, and a writer that finds it busy sleeps in SQLite's busy handler (up
-        # to 100 ms a try) instead of queuing: this process's writes take turns here instead.
-        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._lane = WriteLane() if engine.dialect.name == "sqlite" else None   # see write_lane.py
+        self._claims = DeliveryClaims(self.writing, engine.dialect.name)
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -122,9 +120,10 @@ class Store:
         return self._sessions()
 
     @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session in a write transaction, committed at the end (rolled back on an error)."""
-        async with self._one_writer or contextlib.nullcontext():
+    async def writing(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed at the end (rolled back on an error);
+        `urgent`: someone waits on it (on SQLite it goes before the background writes)."""
+        async with self._lane.turn(urgent=urgent) if self._lane else contextlib.nullcontext():
             async with self.session() as s, s.begin():
                 yield s
 
@@ -346,7 +345,7 @@ class Store:
         """add_intervention and, if the task is in progress, its move to blocked, in one
         transaction: the question path's one write. Returns the question and whether it moved."""
         check_transition(task_id, TaskState.IN_PROGRESS, TaskState.BLOCKED)
-        async with self.writing() as s:
+        async with self.writing(urgent=True) as s:
             now = utcnow()
             row = InterventionRow(task_id=task_id, attempt=question["attempt"], request_id=question["request_id"],
                                   kind=question["kind"].value, prompt=question["prompt"],
@@ -480,11 +479,7 @@ class Store:
     async def claim_delivery(self, key: str) -> bool:
         """Record `key` unless it is there already: True for exactly one caller, across
         restarts and across processes sharing the database (a unique key, insert-if-absent)."""
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        async with self.writing() as s:
-            result = await s.execute(insert(DeliveryRow).values(key=key[:255], seen_at=utcnow())
-                                     .on_conflict_do_nothing(index_elements=["key"]))
-            return rowcount(result) == 1
+        return await self._claims.claim(key)
 
     async def prune_deliveries(self, older_than: datetime) -> int:
         async with self.writing() as s:
