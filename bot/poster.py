@@ -16,6 +16,7 @@ marked failed with the error, in one log line, and its thread moves on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -200,9 +201,11 @@ class ChannelPoster:
                 await ch.wakeup.wait()
                 continue
             wait = max(ch.not_before - time.monotonic(), self._budget_wait(ch, item))
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue        # something more urgent may have come meanwhile
+            if wait > 0:        # until its budget allows, or until a new message comes: it may be ready now
+                ch.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ch.wakeup.wait(), wait)
+                continue
             (ch.bucket if item.op == "post" else self.update_budget).take()
             try:
                 done = await self._send(ch, item)

@@ -36,3 +36,40 @@ def test_in_one_thread_a_post_passes_edits_waiting_for_budget_but_never_an_earli
     assert channel.next_item(ready=lambda i: False) is closing_edit            # nothing ready: the oldest
     channel.threads = {"task:1": deque([item(4, "task:1", "update"), item(5, "task:1", "update")])}
     assert channel.next_item(ready=lambda i: i.id == 5).id == 4               # edits never pass each other
+
+
+async def test_a_question_written_while_an_edit_waits_for_its_budget_is_posted_at_once(tmp_path):
+    """The poster waits out chat.update's budget for an edit; a question written meanwhile does
+    not wait with it (through the emulator, with a real outbox on a real SQLite file)."""
+    import asyncio
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.budget import MethodBudget
+    from bot.emulator import SlackEmulator
+    from bot.poster import ChannelPoster
+    from orchestrator import Outbox
+    from orchestrator.store import Store
+
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'taskpin.db'}")
+    async with SlackEmulator(rate_limits=True) as emu:
+        emu.add_channel("C_BOARD", "board")
+        slow_edits = MethodBudget(per_minute=1, burst=1, reserve=0)      # the next edit: in a minute
+        poster = ChannelPoster(AsyncWebClient(token=emu.bot_token, base_url=emu.api_url), Outbox(store),
+                               update_budget=slow_edits)
+        try:
+            await poster.post("C_BOARD", "task:1", {"text": "first question"}, kind="intervention",
+                              priority=Priority.INTERVENTION, key="iv:1")
+            await emu.wait_for(lambda: emu.messages("C_BOARD"), timeout=5)
+            slow_edits.take()                                                # spent: an edit waits ~60 s
+            await poster.update("C_BOARD", "task:1", {"text": "first question: answered"},
+                                kind="intervention_closed", priority=Priority.INTERVENTION, parent="iv:1")
+            await asyncio.sleep(0.3)                                         # the poster is waiting for it
+            await poster.post("C_BOARD", "task:1", {"text": "second question"}, kind="intervention",
+                              priority=Priority.INTERVENTION, key="iv:2")
+            await emu.wait_for(lambda: len(emu.messages("C_BOARD")) == 2, timeout=10)
+            assert [m["text"] for m in emu.messages("C_BOARD")] == ["first question", "second question"]
+            assert not emu.edits("C_BOARD", emu.messages("C_BOARD")[0]["ts"])   # the edit still waits
+        finally:
+            await poster.close()
+            await store.close()

@@ -21,7 +21,7 @@ QUESTION = {"type": "intervention", "id": "q", "kind": "input", "prompt": "name?
 
 
 async def test_an_answer_the_agent_cannot_take_keeps_the_question_open_and_tells_the_thread(tmp_path, git_repo):
-    steps = [{"emit": QUESTION}, {"close_stdin": True}, {"hang": True}]
+    steps = [{"close_stdin": True}, {"emit": QUESTION}, {"hang": True}]   # closed before it asks
     core = await started(make_settings(tmp_path, git_repo, {"bot": scripted(steps)}))
     rec = Recorder(core)
     try:

@@ -210,7 +210,7 @@ async def test_an_agent_that_finishes_right_after_the_answer_reaches_review(emu,
 async def test_an_answer_the_agent_cannot_take_is_told_and_the_question_keeps_its_buttons(emu, taskpin, tmp_path):
     question_step = {"emit": {"type": "intervention", **PERMISSION["ask"]}}
     core, task, question, log, iv = await asked(
-        emu, taskpin, [question_step, {"close_stdin": True}, {"hang": True}], tmp_path)
+        emu, taskpin, [{"close_stdin": True}, question_step, {"hang": True}], tmp_path)   # closed before it asks
     approve = next(el for b in question["blocks"] if b["type"] == "actions" for el in b["elements"])
     fast(await emu.click_button(OWNER, BOARD, question["ts"], approve["action_id"], approve["value"]))
     note = await ephemeral(emu, OWNER, "could not reach the agent")
