@@ -291,10 +291,9 @@ async def run(quick: bool) -> list[Figure]:
         Figure(f"{agents} agents on 2 workers: ask -> thread p50", ms(pct(asked, 50)), "ms", samples=len(asked)),
         Figure(f"{agents} agents on 2 workers: ask -> thread p99", ms(pct(asked, 99)), "ms", "<= 300",
                samples=len(asked), notes="worker -> journal (NOTIFY) -> slack process -> outbox -> Slack; "
-                                         "questions one every 1.2 s, under the channel's post pace. The slow "
-                                         "tail is a question queued in its thread behind the edit that closes the "
-                                         "previous question, which waits for chat.update's budget (50/min, the "
-                                         "board first): Slack's pace, not the crossing"),
+                                         "questions one every 1.2 s, under the channel's post pace; the edit "
+                                         "closing the previous question may still wait for chat.update's budget "
+                                         "(50/min, the board first): a question passes it"),
         Figure(f"{agents} agents on 2 workers: reply -> agent p50", ms(pct(replied, 50)), "ms", samples=len(replied)),
         Figure(f"{agents} agents on 2 workers: reply -> agent p99", ms(pct(replied, 99)), "ms", "<= 300",
                samples=len(replied), notes="slack process -> call through the journal (NOTIFY) -> worker -> agent"),
