@@ -203,8 +203,9 @@ class ChannelPoster:
             wait = max(ch.not_before - time.monotonic(), self._budget_wait(ch, item))
             if wait > 0:        # until its budget allows, or until a new message comes: it may be ready now
                 ch.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ch.wakeup.wait(), wait)
+                with contextlib.suppress(TimeoutError):   # not wait_for: it can swallow close()'s cancel (3.11)
+                    async with asyncio.timeout(wait):
+                        await ch.wakeup.wait()
                 continue
             (ch.bucket if item.op == "post" else self.update_budget).take()
             try:

@@ -34,7 +34,10 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
     async def wait_for(self, awaitable: Awaitable[T], timeout: float) -> T:
-        return await asyncio.wait_for(awaitable, timeout)
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # awaitable completes, and a loop around it then never stops. asyncio.timeout does not.
+        async with asyncio.timeout(timeout):
+            return await awaitable
 
 
 class ManualClock:

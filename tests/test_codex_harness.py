@@ -177,11 +177,8 @@ async def test_interrupt_during_a_long_command_leaves_no_process(codex_bin, api,
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("sleep 30 never started")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         await session.interrupt()
         end = await next_event(session, events, (Finished, Failed), timeout=10)
-        assert loop.time() - started < 8
     finally:
         await session.stop()
     assert isinstance(end, Failed) and not end.retryable and "interrupted" in end.error

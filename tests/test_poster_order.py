@@ -73,3 +73,38 @@ async def test_a_question_written_while_an_edit_waits_for_its_budget_is_posted_a
         finally:
             await poster.close()
             await store.close()
+
+
+async def test_close_stops_a_poster_waiting_for_budget_whenever_a_new_message_wakes_it(tmp_path):
+    """The worker waits out a budget but wakes for a new message; close() cancels it. A wake-up
+    landing in the same moment as the cancellation must not swallow it (the worker would then
+    wait on forever and close() never return): tried at every few event-loop steps apart."""
+    import asyncio
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.budget import MethodBudget
+    from bot.emulator import SlackEmulator
+    from bot.poster import ChannelPoster
+    from orchestrator import Outbox
+    from orchestrator.store import Store
+
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'taskpin.db'}")
+    async with SlackEmulator(rate_limits=True) as emu:
+        emu.add_channel("C_BOARD", "board")
+        client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
+        try:
+            for steps_apart in range(8):
+                budget = MethodBudget(per_minute=1, burst=1, reserve=0)
+                budget.take()
+                poster = ChannelPoster(client, Outbox(store), update_budget=budget)
+                await poster.update("C_BOARD", f"t{steps_apart}", {"text": "edit", "ts": "1.000001"},
+                                    kind="edit", priority=Priority.MILESTONE)
+                await asyncio.sleep(0.05)                       # the worker waits for chat.update's budget
+                poster._channel("C_BOARD").wakeup.set()         # as a new message does
+                for _ in range(steps_apart):
+                    await asyncio.sleep(0)
+                async with asyncio.timeout(5):
+                    await poster.close()
+        finally:
+            await store.close()

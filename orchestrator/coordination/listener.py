@@ -58,7 +58,8 @@ class Listener:
                 delay = self.retry_s
                 while not lost.is_set():
                     try:
-                        await asyncio.wait_for(lost.wait(), self.probe_s)
+                        async with asyncio.timeout(self.probe_s):   # see SystemClock.wait_for
+                            await lost.wait()
                     except TimeoutError:
                         await conn.fetchval("SELECT 1", timeout=self.probe_s)
                 log.warning("the LISTEN connection to PostgreSQL closed; reconnecting")

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any, cast
@@ -270,10 +271,9 @@ class PostgresCoordinator(Coordinator):
     async def _read_forever(self) -> None:
         pruned_at = 0.0
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):   # asyncio.timeout: see SystemClock.wait_for
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 while entries := await self.read_since(self._cursor):

@@ -135,3 +135,50 @@ async def test_claude_code_runs_an_allowed_command_and_hears_a_denial_without_a_
                    for r in results), "Claude was told which rule denied it"
         await emu.wait_for(lambda: digests(emu, task.id), timeout=6)
         assert "1 allowed, 1 denied" in emu.text_of(digests(emu, task.id)[0])
+
+
+async def test_an_acp_agent_s_permission_requests_are_settled_by_rules_without_a_human(emu, taskpin, tmp_path, git_repo):
+    from .test_acp_e2e import AFTER_ANSWER, agent_log, scripted_acp
+
+    secret = {"ask": {"id": "call-2", "title": "Write secrets.env", "kind": "edit",
+                      "input": {"path": "secrets.env", "content": "TOKEN=1\n"},
+                      "write": {"path": "secrets.env", "content": "TOKEN=1\n"}}}
+    greeting = {"ask": {"id": "call-1", "title": "Write greeting.txt", "kind": "edit",
+                        "input": {"path": "greeting.txt", "content": "hello\n"},
+                        "write": {"path": "greeting.txt", "content": "hello\n"}}}
+    repos = {"app": {"path": str(git_repo), "policy": ["allow edit(greeting.txt)", "deny edit(secrets*)"]}}
+    await taskpin.start(scripted_acp(tmp_path, [greeting, secret, AFTER_ANSWER, {"say": "Wrote the greeting."}]),
+                        repos=repos)
+    core = taskpin.core
+    task = await slash_task(emu, core, "Add a greeting file")
+    await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
+    done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=30)
+    assert done.diff and done.diff.files == ("greeting.txt",)                 # allowed: written; denied: not
+    assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+    assert [e["option_id"] for e in agent_log(tmp_path, "permission")] == ["allow-once", "reject-once"]
+    await emu.wait_for(lambda: digests(emu, task.id), timeout=6)
+    assert "1 allowed, 1 denied" in emu.text_of(digests(emu, task.id)[0])
+
+
+async def test_codex_commands_are_settled_by_rules_without_a_human(emu, taskpin, tmp_path, git_repo):
+    from tests.fakes.openai_responses import FakeResponses
+
+    from .test_codex_e2e import codex_agent
+
+    async with FakeResponses() as api:
+        api.add([{"exec": "printf 'hello\\n' > greeting.txt"}], [{"exec": "rm -rf build"}], [{"say": "Done."}])
+        repos = {"app": {"path": str(git_repo), "policy": ["allow command(*greeting.txt*)", "deny command(*rm -rf*)"]}}
+        await taskpin.start(codex_agent(api, tmp_path), repos=repos)
+        core = taskpin.core
+        task = await slash_task(emu, core, "Add a greeting file")
+        await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
+        done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=60)
+        assert done.diff and done.diff.files == ("greeting.txt",)
+        assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+        after_denial = " ".join(api.function_outputs(api.requests[2])).lower()
+        assert "rejected" in after_denial or "denied" in after_denial, after_denial
+
+        def said() -> str:   # the two decisions may come in one digest or in two
+            return " ".join(emu.text_of(m) for m in digests(emu, task.id))
+        await emu.wait_for(lambda: "denied by" in said() and "allowed by" in said(), timeout=10)
+        assert "greeting.txt" in said() and "rm -rf build" in said()

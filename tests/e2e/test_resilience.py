@@ -278,7 +278,7 @@ async def test_a_429_storm_in_the_middle_of_the_journey_loses_nothing(emu, taskp
 
 # ---- 7. acks stay fast while agents work -----------------------------------------------------------
 
-async def test_acks_stay_fast_while_ten_agents_work(emu, taskpin):
+async def test_commands_and_clicks_are_acked_and_work_while_ten_agents_talk(emu, taskpin):
     chatty = scripted([step for _ in range(150) for step in ({"print": "working on it " * 5}, {"sleep": 0.02})]
                       + [{"finish": "done"}])
     await taskpin.start({"bot": chatty}, max_concurrent_sessions=11)
@@ -297,7 +297,9 @@ async def test_acks_stay_fast_while_ten_agents_work(emu, taskpin):
     ack = await click_card(emu, OWNER, ActionId.DISPATCH, task_id)
     latencies.append(ack.latency)
     assert len(core._runners) >= 10, "the agents finished before the acks were measured"
-    assert max(latencies) < 1.0, latencies
+    assert all(a is not None and a < 3 for a in latencies), latencies   # Slack's deadline; speed: bench/b3_ack.py
+    titles = {t.title for t in await core.list_tasks()}
+    assert {f"Created while busy {i}" for i in range(3)} <= titles, titles
     await wait_state(core, task_id, S.IN_PROGRESS)
 
 
