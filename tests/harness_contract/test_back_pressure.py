@@ -14,32 +14,14 @@ from orchestrator.harness.session import QUEUED_LIMIT
 from tests.core.helpers import wait_until
 from tests.harness_helpers import alive, collect
 
-from .kits import FLOOD, AcpKit, ClaudeCodeKit, CodexKit, CommandKit
+from .kits import FLOOD
 
 pytestmark = pytest.mark.timeout(180)
 
-KINDS = ["command", "acp", "claude-code", "codex"]
 # What one read past room() may still bring: the events of one line or message (and, for
 # ACP, of the line or two the connection has taken but not yet dispatched).
 MARGIN = 10
 HELD_S = 1.5             # how long nobody reads, once the queue is full
-
-
-@pytest.fixture(params=KINDS)
-async def kit(request, tmp_path):
-    if request.param == "command":
-        yield CommandKit(tmp_path)
-    elif request.param == "acp":
-        yield AcpKit(tmp_path)
-    elif request.param == "claude-code":
-        pytest.importorskip("claude_agent_sdk")
-        from tests.fakes.anthropic_api import FakeAnthropic
-        async with FakeAnthropic() as api:
-            yield ClaudeCodeKit(tmp_path, api)
-    else:
-        from tests.fakes.openai_responses import FakeResponses
-        async with FakeResponses() as api:
-            yield CodexKit(tmp_path, api)
 
 
 def flood_numbers(events: list) -> list[int]:

@@ -19,28 +19,10 @@ from orchestrator.models import InterventionKind
 from tests.core.helpers import wait_until
 from tests.harness_helpers import alive, collect, of
 
-from .kits import HEARD, AcpKit, ClaudeCodeKit, CodexKit, CommandKit
+from .kits import HEARD
 
 pytestmark = pytest.mark.timeout(120)
 
-KINDS = ["command", "acp", "claude-code", "codex"]
-
-
-@pytest.fixture(params=KINDS)
-async def kit(request, tmp_path):
-    if request.param == "command":
-        yield CommandKit(tmp_path)
-    elif request.param == "acp":
-        yield AcpKit(tmp_path)
-    elif request.param == "claude-code":
-        pytest.importorskip("claude_agent_sdk")
-        from tests.fakes.anthropic_api import FakeAnthropic
-        async with FakeAnthropic() as api:
-            yield ClaudeCodeKit(tmp_path, api)
-    else:
-        from tests.fakes.openai_responses import FakeResponses
-        async with FakeResponses() as api:
-            yield CodexKit(tmp_path, api)
 
 
 @pytest.fixture
