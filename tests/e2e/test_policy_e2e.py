@@ -35,6 +35,17 @@ def digests(emu, task_id: int) -> list[dict]:
     return [m for m in replies if "approval policy answered" in emu.text_of(m)]
 
 
+async def settled_without_a_human(emu, core, title: str, files: tuple[str, ...]):
+    """Create and dispatch a task by Slack; it reaches review with `files` changed and was never
+    blocked (every request was answered by a rule). Returns the task."""
+    task = await slash_task(emu, core, title)
+    await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
+    done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=60)
+    assert done.diff and done.diff.files == files
+    assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+    return done
+
+
 async def test_rules_answer_the_agent_a_digest_tells_the_thread_and_always_allow_adds_a_rule(emu, taskpin, tmp_path,
                                                                                             git_repo):
     log = tmp_path / "stdin.log"
@@ -125,11 +136,7 @@ async def test_claude_code_runs_an_allowed_command_and_hears_a_denial_without_a_
         repos = {"app": {"path": str(git_repo), "policy": ["allow Bash(touch *)", "deny Bash(rm -rf *)"]}}
         await taskpin.start({"claude": claude_code_options(api, tmp_path / "claude-home")}, repos=repos)
         core = taskpin.core
-        task = await slash_task(emu, core, "Create out.txt")
-        await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
-        done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=60)
-        assert done.diff and done.diff.files == ("out.txt",)
-        assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+        task = await settled_without_a_human(emu, core, "Create out.txt", ("out.txt",))
         results = [r for body in api.main_requests for r in tool_results(body)]
         assert any("denied by taskpin policy rule `Bash(rm -rf *)` (repos.app)" in block_text(r) and r.get("is_error")
                    for r in results), "Claude was told which rule denied it"
@@ -150,11 +157,7 @@ async def test_an_acp_agent_s_permission_requests_are_settled_by_rules_without_a
     await taskpin.start(scripted_acp(tmp_path, [greeting, secret, AFTER_ANSWER, {"say": "Wrote the greeting."}]),
                         repos=repos)
     core = taskpin.core
-    task = await slash_task(emu, core, "Add a greeting file")
-    await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
-    done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=30)
-    assert done.diff and done.diff.files == ("greeting.txt",)                 # allowed: written; denied: not
-    assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+    task = await settled_without_a_human(emu, core, "Add a greeting file", ("greeting.txt",))   # denied: not written
     assert [e["option_id"] for e in agent_log(tmp_path, "permission")] == ["allow-once", "reject-once"]
     await emu.wait_for(lambda: digests(emu, task.id), timeout=6)
     assert "1 allowed, 1 denied" in emu.text_of(digests(emu, task.id)[0])
@@ -170,11 +173,7 @@ async def test_codex_commands_are_settled_by_rules_without_a_human(emu, taskpin,
         repos = {"app": {"path": str(git_repo), "policy": ["allow command(*greeting.txt*)", "deny command(*rm -rf*)"]}}
         await taskpin.start(codex_agent(api, tmp_path), repos=repos)
         core = taskpin.core
-        task = await slash_task(emu, core, "Add a greeting file")
-        await click_card(emu, OWNER, ActionId.DISPATCH, task.id)
-        done = await wait_state(core, task.id, S.AWAITING_REVIEW, timeout=60)
-        assert done.diff and done.diff.files == ("greeting.txt",)
-        assert (S.IN_PROGRESS, S.BLOCKED) not in [(h.from_state, h.to_state) for h in await core.history(task.id)]
+        task = await settled_without_a_human(emu, core, "Add a greeting file", ("greeting.txt",))
         after_denial = " ".join(api.function_outputs(api.requests[2])).lower()
         assert "rejected" in after_denial or "denied" in after_denial, after_denial
 
