@@ -62,6 +62,7 @@ class _Channel:
         self.not_before = 0.0
         self.wakeup = asyncio.Event()
         self.worker: asyncio.Task | None = None
+        self.lock = asyncio.Lock()      # a row is never rewritten while it is being sent
 
     def next_item(self, ready=None) -> OutboxItem | None:
         """The next message of the thread whose most urgent waiting message is most urgent (then
@@ -117,7 +118,6 @@ class ChannelPoster:
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self._channels: dict[str, _Channel] = {}
         self._hooks: dict[str, list[SentHook]] = {}
-        self._lock = asyncio.Lock()     # a row is never rewritten while it is being sent
         self._closed = False
         self.sent = 0
         self.failed = 0
@@ -164,7 +164,7 @@ class ChannelPoster:
                                parent=parent, coalesce=coalesce)
 
     async def _add(self, channel: str, thread: str, payload: dict, **fields) -> OutboxItem:
-        async with self._lock:
+        async with self._channel(channel).lock:     # per channel: the DMs of fifty owners go in together
             item, new = await self.outbox.add(channel=channel, thread=thread, payload=payload, **fields)
             if new:
                 self._queue(item)
@@ -240,7 +240,7 @@ class ChannelPoster:
                     await self._finish(item, found)
                     return True
             if item.op == "post":
-                async with self._lock:
+                async with ch.lock:
                     await self.outbox.attempting(item.id)
                     item = dataclasses.replace(item, maybe_sent=True, attempts=item.attempts + 1)
                     ch.replace(item)
@@ -330,7 +330,7 @@ class ChannelPoster:
                 payload[keep] = item.payload[keep]
         log.warning("Slack refused the %s message #%s (%s); sending it as plain text", item.kind, item.id,
                     failure.reason)
-        async with self._lock:
+        async with ch.lock:
             await self.outbox.set_payload(item.id, payload)
             await self.outbox.not_sent(item.id, note)
             ch.replace(dataclasses.replace(item, payload=payload, error=note, maybe_sent=False))

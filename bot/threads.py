@@ -68,6 +68,29 @@ async def task_for_thread(core: Orchestrator, thread_ts: str) -> int | None:
     return int(value) if value is not None else None
 
 
+class ThreadIndex:
+    """Which task a thread belongs to. A thread never changes task, so a lookup that found one
+    is kept: a reply costs no store read (the mapping may be written by another process)."""
+
+    def __init__(self, core: Orchestrator, limit: int = 10_000):
+        self.core = core
+        self.limit = limit
+        self._tasks: dict[str, int] = {}
+
+    def learn(self, thread_ts: str, task_id: int) -> None:
+        if len(self._tasks) >= self.limit:
+            self._tasks.pop(next(iter(self._tasks)))
+        self._tasks[thread_ts] = task_id
+
+    async def task_of(self, thread_ts: str) -> int | None:
+        if (task_id := self._tasks.get(thread_ts)) is not None:
+            return task_id
+        task_id = await task_for_thread(self.core, thread_ts)
+        if task_id is not None:
+            self.learn(thread_ts, task_id)
+        return task_id
+
+
 def root_key(channel: str, task_id: int) -> str:
     return f"root:{channel}:{task_id}"
 
@@ -103,6 +126,7 @@ class TaskThreads:
         # event showed it, so an output summary costs no store read.
         self._thread_ts: dict[int, str] = {}
         self._tasks: dict[int, TaskView] = {}
+        self.index = ThreadIndex(core)
         self._output_flusher: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._writing = asyncio.Lock()    # one writer at a time: the outbox order is the event order
@@ -245,6 +269,7 @@ class TaskThreads:
         url = await self._permalink(item.channel, ts)
         await self.core.kv_set(THREAD_KEY + str(task_id), {"channel": item.channel, "ts": ts, "url": url})
         await self.core.kv_set(THREAD_TS_KEY + ts, task_id)
+        self.index.learn(ts, task_id)
         if item.channel == self.channel:
             self._thread_ts[task_id] = ts
         for notify in self.on_thread_started:

@@ -10,6 +10,7 @@ kill -9 or a timeout, may already be in the service: the surface looks it up bef
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,8 +18,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from .store import Store
+from .store.batch import WriteBatcher
 from .store.results import rowcount
 from .store.tables import OutboxRow, utcnow
 
@@ -62,6 +65,9 @@ def _item(row: OutboxRow) -> OutboxItem:
 class Outbox:
     def __init__(self, store: Store):
         self.store = store
+        # Marks (attempting, sent, failed) of messages sent at once share one transaction.
+        self._updates: WriteBatcher[tuple[int, dict[str, Any]], None] = WriteBatcher(
+            store.writing, self._update_all, name="outbox-marks")
 
     async def add(self, *, channel: str, thread: str, kind: str, payload: dict[str, Any], op: str = "post",
                   priority: int = 0, key: str | None = None, parent: str | None = None,
@@ -150,5 +156,11 @@ class Outbox:
         return rowcount(result)
 
     async def _set(self, item_id: int, **values: Any) -> None:
-        async with self.store.writing() as s:
-            await s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))
+        await self._updates.submit((item_id, values))
+
+    @staticmethod
+    async def _update_all(s: AsyncSession, changes: Sequence[tuple[int, dict[str, Any]]]) -> list[None]:
+        for item_id, values in changes:
+            await s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values)
+                            .execution_options(synchronize_session=False))
+        return [None] * len(changes)

@@ -416,13 +416,12 @@ class TaskRunner(RunEnding):
         if session and await world.policies.settle(self.task_id, request, session, attempt=self.attempt_number):
             return   # allowed or denied by an approval-policy rule: no human needed
         reason = f"needs a human: {request.kind}"
-        iv, blocked = await store.ask(
+        iv, blocked, task = await store.ask(
             task_id=self.task_id, actor="agent", reason=reason, attempt=self.attempt_number,
             request_id=request.request_id, kind=request.kind, prompt=request.prompt, options=request.options,
             tool=request.tool, detail=request.detail, multi_select=request.multi_select)
         self._questions[iv.id] = OpenQuestion(request, iv, self.clock.monotonic())
         world.logs.append(self.task_id, f"[taskpin] the agent asks ({request.kind}): {request.prompt}")
-        task = await store.get_task(self.task_id)
         if blocked:
             world.publish(TaskStateChanged(task, S.IN_PROGRESS, S.BLOCKED, "agent", reason))
         world.publish(InterventionRequested(task, iv))

@@ -125,14 +125,14 @@ async def test_a_question_and_the_move_to_blocked_are_one_write_and_audited(db_u
         for to in (S.QUEUED, S.IN_PROGRESS):
             task = await store.transition(task.id, task.state, to, actor="U1", reason="go")
         question = dict(attempt=1, kind=InterventionKind.INPUT, options=[], tool=None, detail=None, multi_select=False)
-        first, moved = await store.ask(task_id=task.id, actor="agent", reason="needs a human: input",
+        first, moved, _ = await store.ask(task_id=task.id, actor="agent", reason="needs a human: input",
                                        request_id="q1", prompt="which port?", **question)
         after = await store.get_task(task.id)
         assert moved and after.state is S.BLOCKED and after.version == task.version + 1
         assert after.pending_interventions == 1 and first.prompt == "which port?"
         last = await store.last_transition(task.id)
         assert (last.from_state, last.to_state, last.actor) == (S.IN_PROGRESS, S.BLOCKED, "agent")
-        second, moved_again = await store.ask(task_id=task.id, actor="agent", reason="needs a human: input",
+        second, moved_again, _ = await store.ask(task_id=task.id, actor="agent", reason="needs a human: input",
                                               request_id="q2", prompt="and the host?", **question)
         assert not moved_again and (await store.get_task(task.id)).version == after.version   # still blocked
         assert [iv.id for iv in await store.interventions(task.id)] == [first.id, second.id]

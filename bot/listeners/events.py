@@ -5,12 +5,11 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 
-from orchestrator import Answer, TaskState
+from orchestrator import Answer, NotAllowed, TaskState
 
 from ..blocks.text import unescape_slack
 from ..home import publish_home
 from ..services import Services, services_of
-from ..threads import task_for_thread
 from .feedback import tell, tell_error
 
 log = logging.getLogger(__name__)
@@ -35,23 +34,27 @@ async def on_message(body, event, context) -> None:
     thread_ts, user = event.get("thread_ts"), event.get("user")
     if not thread_ts or thread_ts == event.get("ts") or not user or event.get("channel") != svc.channel:
         return
-    task_id = await task_for_thread(svc.core, thread_ts)
+    task_id = await svc.threads.index.task_of(thread_ts)
     if task_id is not None:
         await on_thread_reply(svc, task_id, user, unescape_slack(event.get("text") or ""), thread_ts)
 
 
 async def on_thread_reply(svc: Services, task_id: int, user: str, text: str, thread_ts: str) -> None:
-    """A reply answers the oldest open question; with none open it is a message to the running agent."""
+    """A reply answers the oldest open question; with none open it is a message to the running agent.
+    An answer goes to the agent before anything else is read: where the agent runs in this
+    process, its open questions and its task are in memory (the core checks who may answer)."""
     core = svc.core
     try:
-        task = await core.get_task(task_id)
-        if not core.may_decide(task, user):
-            await tell(svc, user, f"Only the owner of {task.short_id} or an approver can talk to its agent; "
-                                  "your reply was not forwarded.", thread_ts=thread_ts)
-            return
         pending = await core.pending_interventions(task_id)
         if pending:
-            await core.answer(pending[0].id, Answer(text=text), actor=user)
+            try:
+                await core.answer(pending[0].id, Answer(text=text), actor=user)
+            except NotAllowed:
+                await _not_forwarded(svc, task_id, user, thread_ts)
+            return
+        task = await core.get_task(task_id)
+        if not core.may_decide(task, user):
+            await _not_forwarded(svc, task_id, user, thread_ts)
         elif task.state in (TaskState.IN_PROGRESS, TaskState.BLOCKED):   # its agent may run in another process
             if not await core.follow_up(task_id, text, actor=user):
                 await tell(svc, user, f"The agent of {task.short_id} cannot take messages while it works; "
@@ -61,6 +64,12 @@ async def on_thread_reply(svc: Services, task_id: int, user: str, text: str, thr
                                   "changes on its card to send it feedback.", thread_ts=thread_ts)
     except Exception as exc:
         await tell_error(svc, user, exc, "answer", thread_ts=thread_ts)
+
+
+async def _not_forwarded(svc: Services, task_id: int, user: str, thread_ts: str) -> None:
+    task = await svc.core.get_task(task_id)
+    await tell(svc, user, f"Only the owner of {task.short_id} or an approver can talk to its agent; "
+                          "your reply was not forwarded.", thread_ts=thread_ts)
 
 
 async def on_home_opened(event, context) -> None:

@@ -28,8 +28,11 @@ from ..models import (
 )
 from ..states import IllegalTransition, TaskState, check_transition
 from . import migrate
+from .batch import WriteBatcher
 from .deliveries import DeliveryClaims
 from .fence import FencedSession
+from .questions import ask_all
+from .questions import intervention_view as _intervention_view
 from .results import rowcount
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
 from .write_lane import WriteLane
@@ -74,37 +77,14 @@ async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
         await engine.dispose()
 
 
-def _option_from(data: dict[str, Any]) -> Option:
-    return Option(id=str(data["id"]), label=str(data.get("label", data["id"])),
-                  kind=str(data.get("kind", "other")), description=str(data.get("description", "")))
-
-
-def _intervention_view(row: InterventionRow) -> InterventionView:
-    return InterventionView(
-        id=row.id,
-        task_id=row.task_id,
-        kind=InterventionKind(row.kind),
-        prompt=row.prompt,
-        options=tuple(_option_from(o) for o in (row.options or [])),
-        status=InterventionStatus(row.status),
-        created_at=row.created_at,
-        tool=row.tool,
-        detail=row.detail,
-        multi_select=bool(row.multi_select),
-        answer_text=row.answer_text,
-        answer_options=tuple(row.answer_options or ()),
-        answered_by=row.answered_by,
-        resolved_at=row.resolved_at,
-        reminded_at=row.reminded_at,
-    )
-
-
 class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
         self._lane = WriteLane() if engine.dialect.name == "sqlite" else None   # see write_lane.py
         self._claims = DeliveryClaims(self.writing, engine.dialect.name)
+        self._asks: WriteBatcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = WriteBatcher(
+            self.writing, lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions")
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -176,15 +156,15 @@ class Store:
             rows = (await s.execute(select(TaskRow.state, func.count()).group_by(TaskRow.state))).all()
         return {TaskState(state): n for state, n in rows}
 
-    async def _views(self, query: Select[Any]) -> list[TaskView]:
+    async def _views(self, query: Select[Any], *, session: AsyncSession | None = None) -> list[TaskView]:
         """Task views in one query (counts as correlated subqueries), plus the queue order
-        only when a selected task is queued."""
+        only when a selected task is queued; in `session` if given (a write reading its own)."""
         pending = (select(func.count()).where(InterventionRow.task_id == TaskRow.id,
                                               InterventionRow.status == InterventionStatus.PENDING.value)
                    .correlate(TaskRow).scalar_subquery())
         attempts = (select(func.count()).where(AttemptRow.task_id == TaskRow.id)
                     .correlate(TaskRow).scalar_subquery())
-        async with self.session() as s:
+        async with contextlib.nullcontext(session) if session is not None else self.session() as s:
             rows = (await s.execute(query.add_columns(pending, attempts))).all()
             queue: Sequence[int] = []
             if any(row.state == TaskState.QUEUED.value for row, _, _ in rows):
@@ -341,28 +321,13 @@ class Store:
             s.add(row)
         return _intervention_view(row)
 
-    async def ask(self, *, task_id: int, actor: str, reason: str, **question: Any) -> tuple[InterventionView, bool]:
+    async def ask(self, *, task_id: int, actor: str, reason: str,
+                  **question: Any) -> tuple[InterventionView, bool, TaskView]:
         """add_intervention and, if the task is in progress, its move to blocked, in one
-        transaction: the question path's one write. Returns the question and whether it moved."""
+        transaction: the question path's one write (questions asked at once share it). Returns
+        the question, whether the task moved, and the task as it now is."""
         check_transition(task_id, TaskState.IN_PROGRESS, TaskState.BLOCKED)
-        async with self.writing(urgent=True) as s:
-            now = utcnow()
-            row = InterventionRow(task_id=task_id, attempt=question["attempt"], request_id=question["request_id"],
-                                  kind=question["kind"].value, prompt=question["prompt"],
-                                  options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
-                                           for o in question["options"]],
-                                  tool=question["tool"], detail=question["detail"],
-                                  multi_select=question["multi_select"], status=InterventionStatus.PENDING.value,
-                                  answer_options=[], created_at=now)
-            s.add(row)
-            moved = rowcount(await s.execute(
-                update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == TaskState.IN_PROGRESS.value)
-                .values(state=TaskState.BLOCKED.value, version=TaskRow.version + 1, updated_at=now,
-                        state_changed_at=now))) == 1
-            if moved:
-                s.add(TransitionRow(task_id=task_id, from_state=TaskState.IN_PROGRESS.value,
-                                    to_state=TaskState.BLOCKED.value, actor=actor, reason=reason, at=now))
-        return _intervention_view(row), moved
+        return await self._asks.submit({"task_id": task_id, "actor": actor, "reason": reason, **question})
 
     async def get_intervention(self, intervention_id: int) -> InterventionView | None:
         if not _storable_id(intervention_id):
