@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .store import Store
-from .store.batch import WriteBatcher
+from .store.batch import Batcher
 from .store.results import rowcount
 from .store.tables import OutboxRow, utcnow
 
@@ -66,43 +66,55 @@ class Outbox:
     def __init__(self, store: Store):
         self.store = store
         # Marks (attempting, sent, failed) of messages sent at once share one transaction.
-        self._updates: WriteBatcher[tuple[int, dict[str, Any]], None] = WriteBatcher(
+        self._updates: Batcher[tuple[int, dict[str, Any]], None] = Batcher(
             store.writing, self._update_all, name="outbox-marks")
+        self._adds: Batcher[tuple[OutboxRow, bool], tuple[OutboxItem, bool]] = Batcher(
+            store.writing, self._add_all, name="outbox-adds")
 
     async def add(self, *, channel: str, thread: str, kind: str, payload: dict[str, Any], op: str = "post",
                   priority: int = 0, key: str | None = None, parent: str | None = None,
                   coalesce: bool = False) -> tuple[OutboxItem, bool]:
-        """Record a message to send; returns (the row, whether it is new).
+        """Record a message to send; returns (the row, whether it is new). Messages recorded at
+        once share one transaction.
 
         With a `key` already recorded, the first row is returned unchanged (an intent is recorded
         once). With `coalesce`, a new payload replaces the thread's last pending row when that
         row is of the same kind and was never tried: it still goes out in that row's place, and
         never ahead of anything added before it."""
-        if key is not None and (existing := await self.get(key)) is not None:
+        row = OutboxRow(channel=channel, thread=thread, key=key, kind=kind, op=op, priority=priority,
+                        parent=parent, payload=payload, status=OutboxStatus.PENDING.value, maybe_sent=False,
+                        attempts=0, created_at=utcnow())
+        try:
+            return await self._adds.submit((row, coalesce))
+        except IntegrityError:        # another process recorded the same key meanwhile
+            existing = await self.get(key) if key is not None else None
+            if existing is None:
+                raise
             return existing, False
-        async with self.store.writing() as s:
+
+    @staticmethod
+    async def _add_all(s: AsyncSession, adds: Sequence[tuple[OutboxRow, bool]]) -> list[tuple[OutboxItem, bool]]:
+        added: list[tuple[OutboxItem, bool] | OutboxRow] = []
+        for row, coalesce in adds:
+            if row.key is not None:
+                existing = (await s.execute(select(OutboxRow).where(OutboxRow.key == row.key))).scalar()
+                if existing is not None:
+                    added.append((_item(existing), False))
+                    continue
             if coalesce:
                 last = (await s.execute(
-                    select(OutboxRow).where(OutboxRow.channel == channel, OutboxRow.thread == thread,
+                    select(OutboxRow).where(OutboxRow.channel == row.channel, OutboxRow.thread == row.thread,
                                             OutboxRow.status == OutboxStatus.PENDING.value)
                     .order_by(OutboxRow.id.desc()).limit(1))).scalar()
-                if last is not None and last.kind == kind and not last.maybe_sent and last.attempts == 0:
-                    last.payload = payload
+                if last is not None and last.kind == row.kind and not last.maybe_sent and last.attempts == 0:
+                    last.payload = row.payload
                     await s.flush()
-                    return _item(last), False
-            row = OutboxRow(channel=channel, thread=thread, key=key, kind=kind, op=op, priority=priority,
-                            parent=parent, payload=payload, status=OutboxStatus.PENDING.value, maybe_sent=False,
-                            attempts=0, created_at=utcnow())
+                    added.append((_item(last), False))
+                    continue
             s.add(row)
-            try:
-                await s.flush()
-            except IntegrityError:
-                await s.rollback()
-                existing = await self.get(key) if key is not None else None
-                if existing is None:
-                    raise
-                return existing, False
-        return _item(row), True
+            added.append(row)
+        await s.flush()
+        return [(_item(a), True) if isinstance(a, OutboxRow) else a for a in added]
 
     async def get(self, key: str) -> OutboxItem | None:
         async with self.store.session() as s:

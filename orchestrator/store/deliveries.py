@@ -9,14 +9,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .batch import WriteBatcher, Writing
+from .batch import Batcher, Writing
 from .tables import DeliveryRow, utcnow
 
 
 class DeliveryClaims:
     def __init__(self, writing: Writing, dialect: str):
         self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        self._batcher: WriteBatcher[str, bool] = WriteBatcher(writing, self._claim_all, urgent=True,
+        self._batcher: Batcher[str, bool] = Batcher(writing, self._claim_all, urgent=True,
                                                               name="delivery-claims")
 
     def claim(self, key: str) -> Awaitable[bool]:

@@ -26,11 +26,12 @@ from ..models import (
     TaskView,
     TransitionRecord,
 )
-from ..states import IllegalTransition, TaskState, check_transition
+from ..states import TaskState, check_transition
 from . import migrate
-from .batch import WriteBatcher
+from .batch import Batcher
 from .deliveries import DeliveryClaims
 from .fence import FencedSession
+from .moves import Move, move_all
 from .questions import ask_all
 from .questions import intervention_view as _intervention_view
 from .results import rowcount
@@ -83,8 +84,13 @@ class Store:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
         self._lane = WriteLane() if engine.dialect.name == "sqlite" else None   # see write_lane.py
         self._claims = DeliveryClaims(self.writing, engine.dialect.name)
-        self._asks: WriteBatcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = WriteBatcher(
+        self._asks: Batcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = Batcher(
             self.writing, lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions")
+        # get_task calls made in the same moment are one query
+        self._task_reads: Batcher[int, TaskView] = Batcher(lambda urgent=False: self.session(), self._read_tasks,
+                                                           name="task-reads")
+        self._moves: Batcher[Move, TaskView] = Batcher(
+            self.writing, lambda s, moves: move_all(s, moves, self._views), name="transitions")
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -129,10 +135,11 @@ class Store:
     async def get_task(self, task_id: int) -> TaskView:
         if not _storable_id(task_id):   # would overflow the column: it names no task
             raise TaskNotFound(task_id)
-        views = await self._views(select(TaskRow).where(TaskRow.id == task_id))
-        if not views:
-            raise TaskNotFound(task_id)
-        return views[0]
+        return await self._task_reads.submit(task_id)
+
+    async def _read_tasks(self, s: AsyncSession, ids: Sequence[int]) -> list[TaskView | Exception]:
+        found = {t.id: t for t in await self._views(select(TaskRow).where(TaskRow.id.in_(set(ids))), session=s)}
+        return [found.get(task_id) or TaskNotFound(task_id) for task_id in ids]
 
     async def find_task(self, task_id: int) -> TaskView | None:
         try:
@@ -194,31 +201,11 @@ class Store:
         """Move a task from `from_state` to `to_state` if, and only if, it is still in `from_state`.
 
         Raises IllegalTransition when the table forbids the edge or someone else moved the
-        task first (the loser of a race learns the state it lost to).
+        task first (the loser of a race learns the state it lost to). Changes made at once
+        share one transaction (store/moves.py).
         """
         check_transition(task_id, from_state, to_state)
-        now = utcnow()
-        values = {"state": to_state.value, "version": TaskRow.version + 1, "updated_at": now,
-                  "state_changed_at": now, **changes}
-        async with self.writing() as s:
-            query = update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == from_state.value)
-            if expected_version is not None:
-                query = query.where(TaskRow.version == expected_version)
-            result = await s.execute(query.values(**values))
-            if rowcount(result) != 1:
-                current = (await s.execute(select(TaskRow.state).where(TaskRow.id == task_id))).scalar()
-                if current is None:
-                    raise TaskNotFound(task_id)
-                last = (await s.execute(select(TransitionRow.actor, TransitionRow.reason)
-                                        .where(TransitionRow.task_id == task_id)
-                                        .order_by(TransitionRow.id.desc()).limit(1))).first()
-                raise IllegalTransition(task_id, current, to_state,
-                                        f"it is {current}, not {from_state.value}" if current != from_state.value
-                                        else "it changed meanwhile",
-                                        by=last.actor if last else None, by_reason=last.reason if last else None)
-            s.add(TransitionRow(task_id=task_id, from_state=from_state.value, to_state=to_state.value,
-                                actor=actor, reason=reason, at=now))
-        return await self.get_task(task_id)
+        return await self._moves.submit(Move(task_id, from_state, to_state, actor, reason, expected_version, changes))
 
     async def last_transition(self, task_id: int) -> TransitionRecord | None:
         """The latest entry of the task's audit log: who moved it into its current state."""
