@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
@@ -14,7 +15,7 @@ from .app import build_app
 from .gate import Gate, GatedSocketModeHandler
 from .services import Services
 from .settings import SlackSettings
-from .slack_client import make_client
+from .slack_client import http_session, make_client
 from .slack_health import SlackHealth
 from .surface import Surface
 from .threads import thread_url
@@ -61,6 +62,7 @@ class Runtime:
         self.web_runner: web.AppRunner | None = None
         self.port: int | None = None
         self._watch: asyncio.Task | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     @property
     def poster(self):
@@ -75,15 +77,17 @@ class Runtime:
             raise ValueError("SLACK_BOT_TOKEN is not set")   # taskpin check stops this before start
         token, url = slack.bot_token.get_secret_value(), slack.api_base_url
         timeout_s, backoff_s = slack.slack_timeout_s, slack.slack_retry_base_s / 2
+        http = http_session(timeout_s)
         client = make_client(token, url, retry_rate_limits=True, health=health, timeout_s=timeout_s,
-                             backoff_s=backoff_s)
+                             backoff_s=backoff_s, session=http)
         paced = make_client(token, url, retry_rate_limits=False, health=health, timeout_s=timeout_s,
-                            backoff_s=backoff_s)
+                            backoff_s=backoff_s, session=http)
         surface = Surface(core, slack, client, paced, team_url=lambda: health.team_url)
         svc = Services(core=core, settings=slack, client=client, board=surface.board, threads=surface.threads)
         surface.svc = svc
         core.pull_requests.task_link = lambda task_id: thread_url(core, task_id)   # a pull request links it too
         runtime = cls(node, svc, surface, health)
+        runtime._http = http
         try:
             await health.probe(client)
             await runtime.board_writer.start()   # the board, threads and outbox, when no one else has them
@@ -162,6 +166,8 @@ class Runtime:
             steps.append(("the HTTP server", self.web_runner.cleanup))
         steps += [("the board", self.board_writer.close), ("the core", self.core.close),
                   ("the coordination", self.node.close)]
+        if self._http is not None:
+            steps.append(("the Slack connections", self._http.close))
         for what, step in steps:
             try:
                 await step()

@@ -8,6 +8,7 @@ never posts a message twice. The handler also reports every call's outcome to Sl
 """
 from __future__ import annotations
 
+import aiohttp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import (
@@ -54,11 +55,20 @@ class TransientErrorRetryHandler(AsyncRetryHandler):
         return classify_answer(response.status_code, data)
 
 
+def http_session(timeout_s: float) -> aiohttp.ClientSession:
+    """One connection pool for a process's Slack calls (slack_sdk opens a new session, and a new
+    connection, for every call made without one). The caller closes it."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+
+
 def make_client(token: str, base_url: str, *, health: SlackHealth | None = None, retry_rate_limits: bool = False,
-                timeout_s: float = 30.0, backoff_s: float = 0.5) -> AsyncWebClient:
+                timeout_s: float = 30.0, backoff_s: float = 0.5,
+                session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """A client that retries Slack's transient failures. The paced senders (board, poster) handle
-    429 themselves (`retry_rate_limits=False`), so that a retry sends fresh state."""
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout_s)  # type: ignore[arg-type]
+    429 themselves (`retry_rate_limits=False`), so that a retry sends fresh state. With `session`
+    (see `http_session`), calls reuse its connections instead of opening one per call."""
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout_s,  # type: ignore[arg-type]
+                            session=session)
     client.retry_handlers.clear()    # the default connection-error handler is replaced by ours
     client.retry_handlers.append(TransientErrorRetryHandler(health=health, backoff_s=backoff_s))
     if retry_rate_limits:
