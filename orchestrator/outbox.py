@@ -67,9 +67,9 @@ class Outbox:
         self.store = store
         # Marks (attempting, sent, failed) of messages sent at once share one transaction.
         self._updates: Batcher[tuple[int, dict[str, Any]], None] = Batcher(
-            store.writing, self._update_all, name="outbox-marks")
+            store.writing, self._update_all, name="outbox-marks", parallel=store.parallel)
         self._adds: Batcher[tuple[OutboxRow, bool], tuple[OutboxItem, bool]] = Batcher(
-            store.writing, self._add_all, name="outbox-adds")
+            store.writing, self._add_all, name="outbox-adds", parallel=store.parallel)
 
     async def add(self, *, channel: str, thread: str, kind: str, payload: dict[str, Any], op: str = "post",
                   priority: int = 0, key: str | None = None, parent: str | None = None,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_CHARS = 4000               # agent output is droppable: an entry keeps its tail at most
 CURSOR_KEY = "coordination.surface_cursor"
+CURSOR_EVERY = 1000               # entries delivered before the subscribers are waited for and the cursor stored
 _INTERVENTION_EVENTS = {"InterventionRequested": InterventionRequested, "InterventionResolved": InterventionResolved,
                         "InterventionReminder": InterventionReminder}
 
@@ -113,7 +114,7 @@ class SurfaceFeed:
 
     def __init__(self, coordinator: Coordinator, store: Store, bus: JournaledBus):
         self.coordinator, self.store, self.bus = coordinator, store, bus
-        self.cursor = 0
+        self.cursor = self._delivered = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         coordinator.subscribe(self._on_entry, {EVENT})
@@ -121,6 +122,7 @@ class SurfaceFeed:
     async def start(self) -> None:
         stored = await self.store.kv_get(CURSOR_KEY)
         self.cursor = int(stored) if stored is not None else await self.coordinator.latest_id()
+        self._delivered = self.cursor     # delivered to this process's subscribers (the cursor: also handled)
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name="surface-feed")
 
@@ -130,6 +132,12 @@ class SurfaceFeed:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
+    async def _handled(self) -> None:
+        await self.bus.drain()
+        if self._delivered != self.cursor:
+            self.cursor = self._delivered
+            await self.store.kv_set(CURSOR_KEY, self.cursor)
+
     async def _on_entry(self, entry: JournalEntry) -> None:
         self._wake.set()          # read in our own order, from our own cursor
 
@@ -138,14 +146,17 @@ class SurfaceFeed:
             await self._wake.wait()
             self._wake.clear()
             try:
-                while entries := await self.coordinator.read_since(self.cursor, {EVENT}):
-                    for entry in entries:
-                        event = await decode(entry, self.store)
+                while entries := await self.coordinator.read_since(self._delivered, {EVENT}):
+                    # read together (the store makes reads at once one query), delivered in order
+                    for event in await asyncio.gather(*(decode(entry, self.store) for entry in entries)):
                         if event is not None:
                             self.bus.deliver(event)
-                    await self.bus.drain()
-                    self.cursor = entries[-1].id
-                    await self.store.kv_set(CURSOR_KEY, self.cursor)
+                    self._delivered = entries[-1].id
+                    if self._delivered - self.cursor >= CURSOR_EVERY:
+                        await self._handled()
+                # The next entries are delivered while the subscribers still handle these; the
+                # cursor moves once they have (a new holder starts there: at least once).
+                await self._handled()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:   # the database is away: the next wake-up reads again

@@ -31,21 +31,27 @@ class Batcher(Generic[Item, Result]):
     tried again one by one: one bad item fails only its own caller. Each item keeps the lease
     fence of the task that submitted it (store/fence.py): a batch proves every one of them."""
 
-    def __init__(self, writing: Writing, apply: Apply[Item, Result], *, urgent: bool = False, name: str = "batch"):
+    def __init__(self, writing: Writing, apply: Apply[Item, Result], *, urgent: bool = False, name: str = "batch",
+                 parallel: int = 1):
         """`writing(urgent=...)` opens the session each batch runs in (a write transaction, or
-        a plain read session)."""
+        a plain read session). `parallel`: batches in flight at once (1 on SQLite, whose writes
+        take turns anyway; more on a server, where each batch has a connection of its own)."""
         self._writing = writing
         self._apply = apply
         self._urgent = urgent
         self._name = name
         self._waiting: list[tuple[Item, Fence | None, asyncio.Future[Result]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._parallel = max(1, parallel)
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def submit(self, item: Item) -> Awaitable[Result]:
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, current_fence.get(), done))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(self._flush(), name=self._name)
+        # a flush still running looks at the waiting list again before it ends; a done one will not
+        if sum(1 for flush in self._flushing if not flush.done()) < self._parallel:
+            flush = asyncio.get_running_loop().create_task(self._flush(), name=self._name)
+            self._flushing.add(flush)
+            flush.add_done_callback(self._flushing.discard)
         return done
 
     async def _flush(self) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import InterventionKind, InterventionStatus, InterventionView, Option, TaskView
 from ..states import TaskState
-from .results import rowcount
 from .tables import InterventionRow, TaskRow, TransitionRow, utcnow
 
 Views = Callable[..., Awaitable[list[TaskView]]]
@@ -42,29 +41,31 @@ def intervention_view(row: InterventionRow) -> InterventionView:
 
 async def ask_all(s: AsyncSession, asks: Sequence[dict[str, Any]], views: Views,
                   ) -> list[tuple[InterventionView, bool, TaskView]]:
-    """Questions asked at once, in one transaction: each stored, its task moved in_progress ->
-    blocked if it still is (a compare-and-set, audited), then the tasks read back."""
+    """Questions asked at once, in one transaction of four statements however many they are:
+    the questions stored, their tasks moved in_progress -> blocked where they still are (one
+    compare-and-set for all), the moves audited, the tasks read back."""
     now = utcnow()
-    asked = []
-    for ask in asks:
-        task_id = ask["task_id"]
-        row = InterventionRow(task_id=task_id, attempt=ask["attempt"], request_id=ask["request_id"],
-                              kind=ask["kind"].value, prompt=ask["prompt"],
-                              options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
-                                       for o in ask["options"]],
-                              tool=ask["tool"], detail=ask["detail"],
-                              multi_select=ask["multi_select"], status=InterventionStatus.PENDING.value,
-                              answer_options=[], created_at=now)
-        s.add(row)
-        moved = rowcount(await s.execute(
-            update(TaskRow).where(TaskRow.id == task_id, TaskRow.state == TaskState.IN_PROGRESS.value)
-            .values(state=TaskState.BLOCKED.value, version=TaskRow.version + 1, updated_at=now,
-                    state_changed_at=now).execution_options(synchronize_session=False))) == 1
-        if moved:
-            s.add(TransitionRow(task_id=task_id, from_state=TaskState.IN_PROGRESS.value,
-                                to_state=TaskState.BLOCKED.value, actor=ask["actor"], reason=ask["reason"], at=now))
-        asked.append((row, moved))
+    rows = [InterventionRow(task_id=ask["task_id"], attempt=ask["attempt"], request_id=ask["request_id"],
+                            kind=ask["kind"].value, prompt=ask["prompt"],
+                            options=[{"id": o.id, "label": o.label, "kind": o.kind, "description": o.description}
+                                     for o in ask["options"]],
+                            tool=ask["tool"], detail=ask["detail"], multi_select=ask["multi_select"],
+                            status=InterventionStatus.PENDING.value, answer_options=[], created_at=now)
+             for ask in asks]
+    s.add_all(rows)
     await s.flush()
-    ids = {ask["task_id"] for ask in asks}
+    ids = list(dict.fromkeys(ask["task_id"] for ask in asks))
+    moved = set((await s.execute(
+        update(TaskRow).where(TaskRow.id.in_(ids), TaskRow.state == TaskState.IN_PROGRESS.value)
+        .values(state=TaskState.BLOCKED.value, version=TaskRow.version + 1, updated_at=now, state_changed_at=now)
+        .returning(TaskRow.id).execution_options(synchronize_session=False))).scalars().all())
+    movers = {}     # the first question of a task that moved is the one that moved it
+    for i, ask in enumerate(asks):
+        if ask["task_id"] in moved and ask["task_id"] not in movers:
+            movers[ask["task_id"]] = i
+    if movers:
+        await s.execute(insert(TransitionRow), [
+            {"task_id": task_id, "from_state": TaskState.IN_PROGRESS.value, "to_state": TaskState.BLOCKED.value,
+             "actor": asks[i]["actor"], "reason": asks[i]["reason"], "at": now} for task_id, i in movers.items()])
     tasks = {t.id: t for t in await views(select(TaskRow).where(TaskRow.id.in_(ids)), session=s)}
-    return [(intervention_view(row), moved, tasks[row.task_id]) for row, moved in asked]
+    return [(intervention_view(row), movers.get(row.task_id) == i, tasks[row.task_id]) for i, row in enumerate(rows)]

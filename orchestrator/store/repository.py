@@ -78,19 +78,28 @@ async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
         await engine.dispose()
 
 
+PARALLEL_BATCHES = 4      # per kind of call, on PostgreSQL (the pool holds 10 connections, 30 at most)
+
+
 class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=FencedSession)
         self._lane = WriteLane() if engine.dialect.name == "sqlite" else None   # see write_lane.py
-        self._claims = DeliveryClaims(self.writing, engine.dialect.name)
+        # Calls made at once share a transaction (batch.py); on a server, several batches at a time.
+        self.parallel = 1 if self._lane else PARALLEL_BATCHES
+        self._claims = DeliveryClaims(self.writing, engine.dialect.name, parallel=self.parallel)
         self._asks: Batcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = Batcher(
-            self.writing, lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions")
-        # get_task calls made in the same moment are one query
+            self.writing, lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions",
+            parallel=self.parallel)
         self._task_reads: Batcher[int, TaskView] = Batcher(lambda urgent=False: self.session(), self._read_tasks,
-                                                           name="task-reads")
+                                                           name="task-reads", parallel=self.parallel)
+        self._intervention_reads: Batcher[int, InterventionView | None] = Batcher(
+            lambda urgent=False: self.session(), self._read_interventions, name="intervention-reads",
+            parallel=self.parallel)
         self._moves: Batcher[Move, TaskView] = Batcher(
-            self.writing, lambda s, moves: move_all(s, moves, self._views), name="transitions")
+            self.writing, lambda s, moves: move_all(s, moves, self._views), name="transitions",
+            parallel=self.parallel)
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
@@ -319,9 +328,12 @@ class Store:
     async def get_intervention(self, intervention_id: int) -> InterventionView | None:
         if not _storable_id(intervention_id):
             return None
-        async with self.session() as s:
-            row = await s.get(InterventionRow, intervention_id)
-        return _intervention_view(row) if row else None
+        return await self._intervention_reads.submit(intervention_id)
+
+    async def _read_interventions(self, s: AsyncSession, ids: Sequence[int]) -> list[InterventionView | None]:
+        rows = (await s.execute(select(InterventionRow).where(InterventionRow.id.in_(set(ids))))).scalars().all()
+        found = {row.id: _intervention_view(row) for row in rows}
+        return [found.get(iv_id) for iv_id in ids]
 
     async def interventions(self, task_id: int | None = None, *, status: InterventionStatus | None = None,
                             ) -> list[InterventionView]:
