@@ -95,11 +95,11 @@ class Orchestrator(Scheduling):
                          bus: EventBus | None = None) -> None:
         """Before start(): take part in a deployment of several processes through `coordinator`;
         `runs_agents` False for a process that only serves Slack; `bus` replaces the event bus
-        (one that writes to the journal, so the process holding the board sees every event)."""
+        everywhere (one writing to the journal, so the process showing the board sees all)."""
         self.coordinator, self.runs_agents = coordinator, runs_agents
         self.cluster = Cluster(self.world, coordinator, runs_agents=runs_agents)
         if bus is not None:
-            self.bus = self.world.bus = bus
+            self.bus = self.world.use_bus(bus)
 
     async def start(self) -> None:
         if not self.cluster.shared:

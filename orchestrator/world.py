@@ -34,6 +34,11 @@ class World:
         self.policies = Policies(settings, store, self.logs, self.bus)   # approval-policy rules
         self._harnesses: dict[str, Harness] = {}
 
+    def use_bus(self, bus: EventBus) -> EventBus:
+        """Replace the event bus (before start): everything here that publishes uses the new one."""
+        self.bus = self.usage_writer.bus = self.policies.bus = bus
+        return bus
+
     async def transition(self, task: TaskView, to_state: TaskState, *, actor: str, reason: str,
                          **changes: Any) -> TaskView:
         """Compare-and-set from the state `task` is in; raises IllegalTransition when it moved."""

@@ -144,6 +144,11 @@ class Coordinator(ABC):
     async def post(self, kind: str, data: dict[str, Any], task_id: int | None = None) -> int:
         """Append an entry and wait until it is stored; returns its id."""
 
+    @property
+    def journal_backlog(self) -> int:
+        """Entries posted here and not yet stored."""
+        return 0
+
     @abstractmethod
     async def read_since(self, after_id: int, kinds: set[str] | None = None, limit: int = 500) -> list[JournalEntry]:
         """Stored entries after `after_id`, oldest first (catching up after a missed notification)."""

@@ -189,6 +189,10 @@ class PostgresCoordinator(Coordinator):
 
     # ---- the journal ----------------------------------------------------------------------
 
+    @property
+    def journal_backlog(self) -> int:
+        return self._outgoing.qsize()
+
     def post_nowait(self, kind: str, data: dict[str, Any], task_id: int | None = None) -> None:
         self._outgoing.put_nowait((self._row(kind, data, task_id), None))
 

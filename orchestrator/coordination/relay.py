@@ -89,15 +89,33 @@ async def decode(entry: JournalEntry, store: Store) -> Event | None:
     return None
 
 
+DROPPABLE = (AgentOutput, UsageReported)   # a summary's lines and running totals: the store keeps the rest
+JOURNAL_BACKLOG = 2000                      # droppable events are not journaled while this many entries wait
+
+
 class JournaledBus(EventBus):
     """publish() goes to the journal (for whichever process shows it); deliver() hands an event
-    read back from the journal to this process's subscribers."""
+    read back from the journal to this process's subscribers.
+
+    Agent output and usage totals are droppable (subscriptions drop them beyond their bound
+    too): while this process shows the surface they go straight to its subscribers, never
+    through the database; from another process they are journaled unless the journal is
+    behind, so a flood of output slows nothing else and the journal's lag stays bounded."""
 
     def __init__(self, coordinator: Coordinator, max_queued: int = 10_000):
         super().__init__(max_queued)
         self.coordinator = coordinator
+        self.showing = False       # this process's SurfaceFeed runs
+        self.not_journaled = 0
 
     def publish(self, event: Event) -> None:
+        if isinstance(event, DROPPABLE):
+            if self.showing:
+                super().publish(event)
+                return
+            if self.coordinator.journal_backlog >= JOURNAL_BACKLOG:
+                self.not_journaled += 1
+                return
         task_id, data = encode(event)
         self.coordinator.post_nowait(EVENT, data, task_id)
 
@@ -124,9 +142,11 @@ class SurfaceFeed:
         self.cursor = int(stored) if stored is not None else await self.coordinator.latest_id()
         self._delivered = self.cursor     # delivered to this process's subscribers (the cursor: also handled)
         self._wake.set()
+        self.bus.showing = True
         self._task = asyncio.create_task(self._run(), name="surface-feed")
 
     async def stop(self) -> None:
+        self.bus.showing = False
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
