@@ -16,9 +16,8 @@ from .tables import DeliveryRow, utcnow
 class DeliveryClaims:
     def __init__(self, writing: Writing, dialect: str, *, parallel: int = 1):
         self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        self._batcher: Batcher[str, bool] = Batcher(writing, self._claim_all, urgent=True,
-                                                              name="delivery-claims",
-                                                           parallel=parallel)
+        self._batcher: Batcher[str, bool] = Batcher(writing, self._claim_all, urgent=True, name="delivery-claims",
+                                                    parallel=parallel)
 
     def claim(self, key: str) -> Awaitable[bool]:
         """True for exactly one claim of `key`, across restarts and processes (a unique row)."""

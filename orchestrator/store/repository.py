@@ -89,17 +89,18 @@ class Store:
         # Calls made at once share a transaction (batch.py); on a server, several batches at a time.
         self.parallel = 1 if self._lane else PARALLEL_BATCHES
         self._claims = DeliveryClaims(self.writing, engine.dialect.name, parallel=self.parallel)
-        self._asks: Batcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = Batcher(
-            self.writing, lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions",
-            parallel=self.parallel)
-        self._task_reads: Batcher[int, TaskView] = Batcher(lambda urgent=False: self.session(), self._read_tasks,
-                                                           name="task-reads", parallel=self.parallel)
-        self._intervention_reads: Batcher[int, InterventionView | None] = Batcher(
-            lambda urgent=False: self.session(), self._read_interventions, name="intervention-reads",
-            parallel=self.parallel)
-        self._moves: Batcher[Move, TaskView] = Batcher(
-            self.writing, lambda s, moves: move_all(s, moves, self._views), name="transitions",
-            parallel=self.parallel)
+        self._asks: Batcher[dict[str, Any], tuple[InterventionView, bool, TaskView]] = self._batcher(
+            lambda s, asks: ask_all(s, asks, self._views), urgent=True, name="questions")
+        self._task_reads: Batcher[int, TaskView] = self._batcher(self._read_tasks, read=True, name="task-reads")
+        self._intervention_reads: Batcher[int, InterventionView | None] = self._batcher(
+            self._read_interventions, read=True, name="intervention-reads")
+        self._moves: Batcher[Move, TaskView] = self._batcher(
+            lambda s, moves: move_all(s, moves, self._views), name="transitions")
+
+    def _batcher(self, apply: Any, *, read: bool = False, **options: Any) -> Batcher[Any, Any]:
+        """Calls made at once, in one write transaction (or, `read`, one read session)."""
+        opened = (lambda urgent=False: self.session()) if read else self.writing
+        return Batcher(opened, apply, parallel=self.parallel, **options)
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> "Store":
