@@ -121,7 +121,9 @@ class CodexHarness:
                                f"(install @openai/codex or set command)") from exc
         except (OSError, ValueError) as exc:
             raise HarnessError(f"cannot start codex {self.command[0]!r}: {exc}") from exc
-        session = CodexSession(proc, spec, stop_grace_s=self.stop_grace_s)
+        token = env.get("TASKPIN_ATTEMPT_TOKEN")
+        session = CodexSession(proc, spec, stop_grace_s=self.stop_grace_s,
+                               marker=f"TASKPIN_ATTEMPT_TOKEN={token}".encode() if token else None)
         await session.open(self.thread_params(spec), resume_id, spec.prompt, timeout=self.startup_timeout_s)
         return session
 
@@ -129,14 +131,15 @@ class CodexHarness:
 class CodexSession(BaseSession):
     """One app-server process, one Codex thread."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, spec: SessionSpec, *, stop_grace_s: float):
+    def __init__(self, proc: asyncio.subprocess.Process, spec: SessionSpec, *, stop_grace_s: float,
+                 marker: bytes | None = None):
         super().__init__(follow_up=True)
         self._proc = proc
         self._grace = stop_grace_s
         self._stderr = AgentStderr(spec.log_path)   # closed in _supervise
         self._client = CodexClient(proc, self, self._stderr, room=self.out.room)
         self._items = ItemTranslator(self._emit, on_command_started=self._command_started)
-        self._commands = CommandSessions(proc.pid)
+        self._commands = CommandSessions(proc.pid, marker)
         self.pending: PendingRequests[tuple[int | str, str, dict[str, Any]]] = PendingRequests("codex")
         self._tasks: list[asyncio.Task[Any]] = []
         self._readers: list[asyncio.Task[Any]] = []

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..jsonrpc import JsonRpcPeer, RpcError, RpcHandler
 from ..options import taskpin_version
-from ..process import AgentStderr, descendants, proc_table
+from ..process import AgentStderr, descendants, proc_table, processes_with_env
 from .translate import text_input
 
 __all__ = ["CodexClient", "CommandSessions", "RpcError"]
@@ -68,15 +68,24 @@ class CodexClient:
 
 class CommandSessions:
     """The processes Codex started outside its own group: its descendants in other process
-    groups, and everything in the sessions they started (an orphan there has lost its parent
-    link, so the sessions are remembered while the link still exists)."""
+    groups, everything in the sessions they started (an orphan there has lost its parent
+    link, so the sessions are remembered while the link still exists), and any process that
+    carries this attempt's environment marker (a command started and orphaned between two
+    looks at the tree still has it)."""
 
-    def __init__(self, pgid: int):
+    def __init__(self, pgid: int, marker: bytes | None = None):
         self._pgid = pgid
+        self._marker = marker
         self._descendants: set[int] = set()
         self._sessions: set[int] = set()
 
     def others(self) -> set[int]:
+        found = self._learn()
+        if self._marker is not None:
+            found |= set(processes_with_env(self._marker))
+        return found - {os.getpid()}
+
+    def _learn(self) -> set[int]:
         table = proc_table()
         pgid = self._pgid
         for pid in descendants(pgid, table):
@@ -87,11 +96,11 @@ class CommandSessions:
         found = {p for p, (_pp, pg, st, sid) in table.items()
                  if st != b"Z" and pg != pgid and (p in self._descendants or sid in self._sessions)}
         self._descendants &= set(table)
-        return found - {os.getpid()}
+        return found
 
     def remember(self) -> None:
         """Learn the tree now (a command just started, or before an interrupt orphans it)."""
         try:
-            self.others()
+            self._learn()
         except OSError:
             pass
