@@ -105,15 +105,12 @@ class Scheduling:
 
     async def _as_holder(self, lease: Lease | None, work: Awaitable[T]) -> T:
         """Run `work` (an answer, an approval: writes made for a task outside its run) fenced by
-        the task's lease, in a task of its own so the fence covers nothing else."""
+        the task's lease; the fence covers only `work`."""
         if lease is None or not self.cluster.shared:
             return await work
-
-        async def fenced() -> T:
-            self.cluster.fenced(lease)
-            return await work
         try:
-            return await asyncio.create_task(fenced())
+            with self.cluster.fencing(lease):
+                return await work
         except LeaseLost:
             raise ActionRefused("another taskpin worker took this task over a moment ago; try again") from None
 

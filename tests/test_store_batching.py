@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import event
 
-from orchestrator.models import InterventionKind
+from orchestrator.models import InterventionKind, InterventionStatus
 from orchestrator.states import IllegalTransition, TaskState
 from orchestrator.store import Store, TaskNotFound
 from orchestrator.store.fence import LeaseLost, current_fence
@@ -96,6 +96,27 @@ async def test_one_bad_question_in_a_batch_fails_only_its_own_caller(store):
     good = [r for i, r in enumerate(results) if i != 2]
     assert all(moved and task.state is S.BLOCKED and iv.task_id == task.id for iv, moved, task in good)
     assert sorted(iv.task_id for iv in await store.interventions()) == [t.id for t in tasks]
+
+
+async def test_answers_made_at_once_share_transactions_and_a_question_closes_once(store):
+    tasks = [await _task(store) for _ in range(20)]
+    for t in tasks:
+        await store.transition(t.id, S.BACKLOG, S.QUEUED, actor="U1", reason="go")
+        await store.transition(t.id, S.QUEUED, S.IN_PROGRESS, actor="taskpin", reason="slot")
+    questions = [iv for iv, _moved, _task in await asyncio.gather(
+        *(store.ask(**_question(t.id, i)) for i, t in enumerate(tasks)))]
+    commits = _commits(store)
+    answers = [store.resolve_intervention(iv.id, InterventionStatus.ANSWERED, answered_by=f"U{iv.task_id}",
+                                          answer_text=f"yes {iv.id}") for iv in questions]
+    answers.append(store.resolve_intervention(questions[0].id, InterventionStatus.CANCELLED))  # too late
+    answers.append(store.resolve_intervention(2**70, InterventionStatus.CANCELLED))             # no such id
+    closed = await asyncio.gather(*answers)
+    assert commits[0] < len(questions)      # group commit: fewer transactions than answers
+    assert closed[-2:] == [None, None]
+    for iv, done in zip(questions, closed):
+        assert (done.id, done.status, done.answered_by, done.answer_text) == (
+            iv.id, InterventionStatus.ANSWERED, f"U{iv.task_id}", f"yes {iv.id}")
+        assert (await store.get_intervention(iv.id)).status is InterventionStatus.ANSWERED
 
 
 async def test_a_write_whose_lease_was_taken_over_fails_alone_in_its_batch(store):

@@ -8,8 +8,9 @@ the run of a task wherever it is through `call_holder`, and a worker through `ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from ..errors import ActionRefused
@@ -99,6 +100,19 @@ class Cluster:
         `lease` is still held."""
         if self.shared:
             current_fence.set(self.coordinator.fence(lease))
+
+    @contextlib.contextmanager
+    def fencing(self, lease: Lease) -> Iterator[None]:
+        """`fenced` for the calling task until the block ends: an answer or an approval is
+        fenced where it is made, with no task of its own to wait for the event loop's turn."""
+        if not self.shared:
+            yield
+            return
+        token = current_fence.set(self.coordinator.fence(lease))
+        try:
+            yield
+        finally:
+            current_fence.reset(token)
 
     # ---- reaching the process that runs a task ----------------------------------------------
 

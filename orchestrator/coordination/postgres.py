@@ -96,7 +96,7 @@ class PostgresCoordinator(Coordinator):
         self.store = store
         # Its own small pool: leases and the journal outlive the store's engine at shutdown (the
         # name lease is released after the core closed), and never wait behind the core's queries.
-        self.engine = create_async_engine(url, pool_size=3, max_overflow=10, pool_pre_ping=True)
+        self.engine = create_async_engine(url, pool_size=10, max_overflow=3, pool_pre_ping=True)
         self._closed = False
         self.poll_s = poll_s
         self.listener = Listener(asyncpg_dsn(url), CHANNEL, self._on_notify)

@@ -69,3 +69,19 @@ async def ask_all(s: AsyncSession, asks: Sequence[dict[str, Any]], views: Views,
              "actor": asks[i]["actor"], "reason": asks[i]["reason"], "at": now} for task_id, i in movers.items()])
     tasks = {t.id: t for t in await views(select(TaskRow).where(TaskRow.id.in_(ids)), session=s)}
     return [(intervention_view(row), movers.get(row.task_id) == i, tasks[row.task_id]) for i, row in enumerate(rows)]
+
+
+async def resolve_all(s: AsyncSession, resolves: Sequence[dict[str, Any]]) -> list[InterventionView | None]:
+    """Questions closed at once, in one transaction: a compare-and-set each (pending -> its new
+    status) that returns the row; None where the question was no longer pending."""
+    now = utcnow()
+    closed: list[InterventionView | None] = []
+    for r in resolves:
+        row = (await s.execute(
+            update(InterventionRow)
+            .where(InterventionRow.id == r["id"], InterventionRow.status == InterventionStatus.PENDING.value)
+            .values(status=r["status"].value, answered_by=r["answered_by"], answer_text=r["answer_text"],
+                    answer_options=list(r["answer_options"]), resolved_at=now)
+            .returning(InterventionRow).execution_options(synchronize_session=False))).scalar_one_or_none()
+        closed.append(intervention_view(row) if row is not None else None)
+    return closed

@@ -32,7 +32,7 @@ from .batch import Batcher
 from .deliveries import DeliveryClaims
 from .fence import FencedSession
 from .moves import Move, move_all
-from .questions import ask_all
+from .questions import ask_all, resolve_all
 from .questions import intervention_view as _intervention_view
 from .results import rowcount
 from .tables import AttemptRow, DeliveryRow, InterventionRow, KeyValueRow, TaskRow, TransitionRow, utcnow
@@ -48,10 +48,16 @@ def _storable_id(value: object) -> bool:
     return type(value) is int and 0 < value <= ID_MAX
 
 
+# Connections kept open: enough for the calls a burst makes at once (the batches of each kind,
+# the outbox, reads), so a burst does not open and close connections past the pool's size (a
+# PostgreSQL connection is a server process; an aiosqlite one a thread and its pragmas).
+POOL_SIZE, POOL_OVERFLOW = 20, 10
+
+
 def make_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # WAL: readers never block the writer
@@ -63,7 +69,7 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_async_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
@@ -78,7 +84,7 @@ async def migrate_database(url: str, *, upgrade: bool = True) -> str | None:
         await engine.dispose()
 
 
-PARALLEL_BATCHES = 4      # per kind of call, on PostgreSQL (the pool holds 10 connections, 30 at most)
+PARALLEL_BATCHES = 4      # per kind of call, on PostgreSQL (the pool keeps 20 connections, 30 at most)
 
 
 class Store:
@@ -94,6 +100,8 @@ class Store:
         self._task_reads: Batcher[int, TaskView] = self._batcher(self._read_tasks, read=True, name="task-reads")
         self._intervention_reads: Batcher[int, InterventionView | None] = self._batcher(
             self._read_interventions, read=True, name="intervention-reads")
+        self._resolves: Batcher[dict[str, Any], InterventionView | None] = self._batcher(
+            resolve_all, name="answers")
         self._moves: Batcher[Move, TaskView] = self._batcher(
             lambda s, moves: move_all(s, moves, self._views), name="transitions")
 
@@ -350,17 +358,12 @@ class Store:
     async def resolve_intervention(self, intervention_id: int, status: InterventionStatus, *,
                                    answered_by: str | None = None, answer_text: str | None = None,
                                    answer_options: Sequence[str] = ()) -> InterventionView | None:
-        """Close a pending intervention; None if it was no longer pending (someone else won)."""
-        async with self.writing() as s:
-            result = await s.execute(
-                update(InterventionRow)
-                .where(InterventionRow.id == intervention_id,
-                       InterventionRow.status == InterventionStatus.PENDING.value)
-                .values(status=status.value, answered_by=answered_by, answer_text=answer_text,
-                        answer_options=list(answer_options), resolved_at=utcnow()))
-            if rowcount(result) != 1:
-                return None
-        return await self.get_intervention(intervention_id)
+        """Close a pending intervention; None if it was no longer pending (someone else won).
+        Questions closed at once share a transaction (questions.resolve_all)."""
+        if not _storable_id(intervention_id):
+            return None
+        return await self._resolves.submit({"id": intervention_id, "status": status, "answered_by": answered_by,
+                                            "answer_text": answer_text, "answer_options": tuple(answer_options)})
 
     async def mark_reminded(self, intervention_id: int) -> None:
         async with self.writing() as s:
