@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,27 +94,40 @@ class Outbox:
 
     @staticmethod
     async def _add_all(s: AsyncSession, adds: Sequence[tuple[OutboxRow, bool]]) -> list[tuple[OutboxItem, bool]]:
-        added: list[tuple[OutboxItem, bool] | OutboxRow] = []
+        """Messages recorded at once: two reads for the whole batch (the rows their keys name,
+        the last pending row of each thread that coalesces) and one insert. Within the batch,
+        a row sees the rows before it as if they were already stored."""
+        keys = {row.key for row, _ in adds if row.key is not None}
+        by_key: dict[str, OutboxRow] = {}
+        if keys:
+            by_key = {r.key: r for r in (await s.execute(select(OutboxRow).where(OutboxRow.key.in_(keys)))).scalars()
+                      if r.key is not None}
+        pairs = {(row.channel, row.thread) for row, coalesce in adds if coalesce}
+        last_pending: dict[tuple[str, str], OutboxRow] = {}
+        if pairs:
+            for r in (await s.execute(select(OutboxRow).where(
+                    tuple_(OutboxRow.channel, OutboxRow.thread).in_(pairs),
+                    OutboxRow.status == OutboxStatus.PENDING.value).order_by(OutboxRow.id))).scalars():
+                last_pending[(r.channel, r.thread)] = r
+        added: list[tuple[OutboxRow, bool]] = []
         for row, coalesce in adds:
-            if row.key is not None:
-                existing = (await s.execute(select(OutboxRow).where(OutboxRow.key == row.key))).scalar()
-                if existing is not None:
-                    added.append((_item(existing), False))
-                    continue
-            if coalesce:
-                last = (await s.execute(
-                    select(OutboxRow).where(OutboxRow.channel == row.channel, OutboxRow.thread == row.thread,
-                                            OutboxRow.status == OutboxStatus.PENDING.value)
-                    .order_by(OutboxRow.id.desc()).limit(1))).scalar()
-                if last is not None and last.kind == row.kind and not last.maybe_sent and last.attempts == 0:
-                    last.payload = row.payload
-                    await s.flush()
-                    added.append((_item(last), False))
-                    continue
+            if row.key is not None and row.key in by_key:
+                added.append((by_key[row.key], False))
+                continue
+            pair = (row.channel, row.thread)
+            last = last_pending.get(pair) if coalesce else None
+            if last is not None and last.kind == row.kind and not last.maybe_sent and last.attempts == 0:
+                last.payload = row.payload
+                added.append((last, False))
+                continue
             s.add(row)
-            added.append(row)
+            if row.key is not None:
+                by_key[row.key] = row
+            if pair in pairs:
+                last_pending[pair] = row
+            added.append((row, True))
         await s.flush()
-        return [(_item(a), True) if isinstance(a, OutboxRow) else a for a in added]
+        return [(_item(row), new) for row, new in added]
 
     async def get(self, key: str) -> OutboxItem | None:
         async with self.store.session() as s:

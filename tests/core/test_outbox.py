@@ -62,3 +62,36 @@ async def test_concurrent_adds_of_one_key_make_one_row(db_url):
         assert len(await box.pending()) == 1
     finally:
         await store.close()
+
+
+async def test_adds_made_at_once_read_the_outbox_once_per_batch_and_see_the_rows_before_them(db_url):
+    from sqlalchemy import event
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    reads = [0]
+
+    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_args) -> None:
+        reads[0] += statement.lstrip().upper().startswith("SELECT") and "OUTBOX" in statement.upper()
+
+    try:
+        await box.add(channel="C1", thread="t", kind="output", payload={"text": "0"}, coalesce=True)
+        await box.attempting((await box.pending())[0].id)      # tried: never rewritten
+        reads[0] = 0
+        results = await asyncio.gather(
+            *(box.add(channel=f"D{i}", thread=f"dm:{i}", kind="owner_dm", key=f"dm:{i}", payload={"n": i})
+              for i in range(40)),
+            box.add(channel="D3", thread="dm:3", kind="owner_dm", key="dm:3", payload={"n": "again"}),
+            box.add(channel="C1", thread="t", kind="output", payload={"text": "1"}, coalesce=True),
+            box.add(channel="C1", thread="t", kind="output", payload={"text": "2"}, coalesce=True),
+            box.add(channel="C1", thread="t", kind="milestone", payload={"text": "m"}),
+            box.add(channel="C1", thread="t", kind="output", payload={"text": "3"}, coalesce=True))
+        assert reads[0] < 10, "a read per batch, not per message"
+        dms, again, outputs = results[:40], results[40], results[41:]
+        assert all(new for _, new in dms) and len({item.id for item, _ in dms}) == 40
+        assert not again[1] and again[0].id == dms[3][0].id and again[0].payload == {"n": 3}
+        assert [new for _, new in outputs] == [True, False, True, True]
+        pending = [p for p in await box.pending() if p.channel == "C1"]
+        assert [p.payload["text"] for p in pending] == ["0", "2", "m", "3"]
+    finally:
+        await store.close()
