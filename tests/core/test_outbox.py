@@ -95,3 +95,27 @@ async def test_adds_made_at_once_read_the_outbox_once_per_batch_and_see_the_rows
         assert [p.payload["text"] for p in pending] == ["0", "2", "m", "3"]
     finally:
         await store.close()
+
+
+async def test_marks_made_at_once_are_one_update_per_kind_of_mark_and_keep_their_order(db_url):
+    from sqlalchemy import event
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    updates = [0]
+
+    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_args) -> None:
+        updates[0] += statement.lstrip().upper().startswith("UPDATE OUTBOX")
+
+    try:
+        items = [(await box.add(channel=f"D{i}", thread="t", kind="owner_dm", payload={"n": i}))[0] for i in range(30)]
+        updates[0] = 0
+        await asyncio.gather(*(box.attempting(item.id) for item in items),
+                             box.sent(items[0].id, "1.0"), box.attempting(items[1].id))
+        assert updates[0] <= 6, "one statement per kind of mark, not per message"
+        rows = {p.id: p for p in await box.pending()}
+        assert items[0].id not in rows and (await box.get_by_id(items[0].id)).ref == "1.0"   # sent after attempting
+        assert rows[items[1].id].attempts == 2 and all(rows[i.id].attempts == 1 for i in items[2:])
+        assert all(rows[i.id].maybe_sent for i in items[1:])
+    finally:
+        await store.close()
