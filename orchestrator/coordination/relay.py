@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any, cast
 
 from ..events import (
@@ -97,6 +98,11 @@ class JournaledBus(EventBus):
     """publish() goes to the journal (for whichever process shows it); deliver() hands an event
     read back from the journal to this process's subscribers.
 
+    Where this process shows the surface, its own events go to its subscribers at once and are
+    journaled marked as shown (the feed skips them; its cursor still covers them, so a process
+    taking the surface over after a crash shows them again): a question asked here reaches
+    its owner without a round trip through the database.
+
     Agent output and usage totals are droppable (subscriptions drop them beyond their bound
     too): while this process shows the surface they go straight to its subscribers, never
     through the database; from another process they are journaled unless the journal is
@@ -106,6 +112,7 @@ class JournaledBus(EventBus):
         super().__init__(max_queued)
         self.coordinator = coordinator
         self.showing = False       # this process's SurfaceFeed runs
+        self.shown_by: str | None = None   # that feed's mark on the entries it showed as they were published
         self.not_journaled = 0
 
     def publish(self, event: Event) -> None:
@@ -117,6 +124,9 @@ class JournaledBus(EventBus):
                 self.not_journaled += 1
                 return
         task_id, data = encode(event)
+        if self.showing and self.shown_by is not None:
+            super().publish(event)
+            data["shown_by"] = self.shown_by
         self.coordinator.post_nowait(EVENT, data, task_id)
 
     def deliver(self, event: Event) -> None:
@@ -133,6 +143,7 @@ class SurfaceFeed:
     def __init__(self, coordinator: Coordinator, store: Store, bus: JournaledBus):
         self.coordinator, self.store, self.bus = coordinator, store, bus
         self.cursor = self._delivered = 0
+        self._mark: str | None = None   # on the entries this feed's process showed when it published them
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         coordinator.subscribe(self._on_entry, {EVENT})
@@ -142,11 +153,13 @@ class SurfaceFeed:
         self.cursor = int(stored) if stored is not None else await self.coordinator.latest_id()
         self._delivered = self.cursor     # delivered to this process's subscribers (the cursor: also handled)
         self._wake.set()
+        self.bus.shown_by = self._mark = secrets.token_hex(8)
         self.bus.showing = True
         self._task = asyncio.create_task(self._run(), name="surface-feed")
 
     async def stop(self) -> None:
         self.bus.showing = False
+        self.bus.shown_by = None
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -168,7 +181,8 @@ class SurfaceFeed:
             try:
                 while entries := await self.coordinator.read_since(self._delivered, {EVENT}):
                     # read together (the store makes reads at once one query), delivered in order
-                    for event in await asyncio.gather(*(decode(entry, self.store) for entry in entries)):
+                    unseen = [e for e in entries if e.data.get("shown_by") != self._mark]
+                    for event in await asyncio.gather(*(decode(entry, self.store) for entry in unseen)):
                         if event is not None:
                             self.bus.deliver(event)
                     self._delivered = entries[-1].id

@@ -71,3 +71,33 @@ async def test_output_is_not_journaled_while_the_journal_is_behind_but_state_eve
     finally:
         del type(coordinator).journal_backlog
     assert posted == ["TaskCreated"] and bus.not_journaled == 1
+
+
+async def test_where_the_surface_runs_its_own_events_are_shown_at_once_and_once(node, pg_url):
+    """A state change made in the process that shows the surface reaches its subscribers before
+    the journal is read back, exactly once; one made in another process comes through the journal."""
+    core, coordinator, bus = node
+    other = PostgresCoordinator("B", core.store, pg_url, poll_s=0.3)
+    await other.start()
+    feed = SurfaceFeed(coordinator, core.store, bus)
+    seen: list = []
+
+    async def on_event(event) -> None:
+        seen.append(event)
+    bus.subscribe(on_event, name="probe")
+    await feed.start()
+    try:
+        task = await core.create_task(prompt="here", owner="U1")
+        await asyncio.sleep(0)      # the subscriber's turn; the journal write is still under way
+        assert [e.task.id for e in seen if isinstance(e, TaskCreated)] == [task.id]
+        elsewhere = await core.create_task(prompt="elsewhere", owner="U1")
+        remote_bus = JournaledBus(other)             # a worker's bus: it does not show the surface
+        remote_bus.publish(TaskCreated(elsewhere))
+        async with asyncio.timeout(10):
+            while sum(isinstance(e, TaskCreated) and e.task.id == elsewhere.id for e in seen) < 2:
+                await asyncio.sleep(0.05)     # once from here, once through the journal from B
+        await asyncio.sleep(1.0)              # the journal read back: nothing shown twice from here
+        assert sum(isinstance(e, TaskCreated) and e.task.id == task.id for e in seen) == 1
+    finally:
+        await feed.stop()
+        await other.close()
