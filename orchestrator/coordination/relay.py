@@ -111,9 +111,12 @@ class JournaledBus(EventBus):
     def __init__(self, coordinator: Coordinator, max_queued: int = 10_000):
         super().__init__(max_queued)
         self.coordinator = coordinator
-        self.showing = False       # this process's SurfaceFeed runs
-        self.shown_by: str | None = None   # that feed's mark on the entries it showed as they were published
+        self.shown_by: str | None = None   # while this process's SurfaceFeed runs: its mark on the entries shown here
         self.not_journaled = 0
+
+    @property
+    def showing(self) -> bool:
+        return self.shown_by is not None
 
     def publish(self, event: Event) -> None:
         if isinstance(event, DROPPABLE):
@@ -124,7 +127,7 @@ class JournaledBus(EventBus):
                 self.not_journaled += 1
                 return
         task_id, data = encode(event)
-        if self.showing and self.shown_by is not None:
+        if self.shown_by is not None:
             super().publish(event)
             data["shown_by"] = self.shown_by
         self.coordinator.post_nowait(EVENT, data, task_id)
@@ -154,11 +157,9 @@ class SurfaceFeed:
         self._delivered = self.cursor     # delivered to this process's subscribers (the cursor: also handled)
         self._wake.set()
         self.bus.shown_by = self._mark = secrets.token_hex(8)
-        self.bus.showing = True
         self._task = asyncio.create_task(self._run(), name="surface-feed")
 
     async def stop(self) -> None:
-        self.bus.showing = False
         self.bus.shown_by = None
         if self._task:
             self._task.cancel()
