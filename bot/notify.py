@@ -35,7 +35,7 @@ from .threads import thread_urls
 
 log = logging.getLogger(__name__)
 
-GATHER_S = 0.01              # questions asked within this of the first go into its message (later ones: an edit)
+GATHER_S = 0.03              # questions asked within this of the first go into its message
 HOME_AFTER_S = 1.0           # the Home tab follows the DM; it must not compete with a burst of DMs
 URLS_FRESH_S = 0.5           # thread links: one store read serves every DM sent within this
 IM_KEY = "slack.im:"         # + user id -> the app's DM channel with that user
