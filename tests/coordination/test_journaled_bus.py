@@ -29,6 +29,16 @@ async def node(pg_url, tmp_path, git_repo):
     await core.store.close()
 
 
+def _probe(bus: JournaledBus) -> list:
+    """Every event the bus hands its subscribers, in order."""
+    seen: list = []
+
+    async def on_event(event) -> None:
+        seen.append(event)
+    bus.subscribe(on_event, name="probe")
+    return seen
+
+
 def test_every_publisher_of_the_core_uses_the_bus_in_force(node):
     core, _, bus = node
     holders = [obj for obj in vars(core.world).values() if hasattr(obj, "bus")]
@@ -41,11 +51,7 @@ async def test_usage_totals_reach_the_surface_through_the_journaled_bus(node):
     core, coordinator, bus = node
     task = await core.create_task(prompt="p", owner="U1")
     feed = SurfaceFeed(coordinator, core.store, bus)
-    seen: list = []
-
-    async def on_event(event) -> None:
-        seen.append(event)
-    bus.subscribe(on_event, name="probe")
+    seen = _probe(bus)
     await feed.start()
     try:
         core.world.usage_writer.add(task.id, None, 120, 30, 0.02)
@@ -80,11 +86,7 @@ async def test_where_the_surface_runs_its_own_events_are_shown_at_once_and_once(
     other = PostgresCoordinator("B", core.store, pg_url, poll_s=0.3)
     await other.start()
     feed = SurfaceFeed(coordinator, core.store, bus)
-    seen: list = []
-
-    async def on_event(event) -> None:
-        seen.append(event)
-    bus.subscribe(on_event, name="probe")
+    seen = _probe(bus)
     await feed.start()
     try:
         task = await core.create_task(prompt="here", owner="U1")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import event
+
 from orchestrator import OutboxStatus
 from orchestrator.outbox import Outbox
 from orchestrator.store import Store
@@ -64,15 +66,21 @@ async def test_concurrent_adds_of_one_key_make_one_row(db_url):
         await store.close()
 
 
-async def test_adds_made_at_once_read_the_outbox_once_per_batch_and_see_the_rows_before_them(db_url):
-    from sqlalchemy import event
-    store = await Store.open(db_url)
-    box = Outbox(store)
-    reads = [0]
+def _statements(store: Store, starting: str) -> list[int]:
+    """A counter of the statements sent to the database that start with `starting` and name the outbox."""
+    counted = [0]
 
     @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
     def _count(_conn, _cursor, statement, *_args) -> None:
-        reads[0] += statement.lstrip().upper().startswith("SELECT") and "OUTBOX" in statement.upper()
+        text = statement.lstrip().upper()
+        counted[0] += text.startswith(starting) and "OUTBOX" in text
+    return counted
+
+
+async def test_adds_made_at_once_read_the_outbox_once_per_batch_and_see_the_rows_before_them(db_url):
+    store = await Store.open(db_url)
+    box = Outbox(store)
+    reads = _statements(store, "SELECT")
 
     try:
         await box.add(channel="C1", thread="t", kind="output", payload={"text": "0"}, coalesce=True)
@@ -98,14 +106,9 @@ async def test_adds_made_at_once_read_the_outbox_once_per_batch_and_see_the_rows
 
 
 async def test_marks_made_at_once_are_one_update_per_kind_of_mark_and_keep_their_order(db_url):
-    from sqlalchemy import event
     store = await Store.open(db_url)
     box = Outbox(store)
-    updates = [0]
-
-    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
-    def _count(_conn, _cursor, statement, *_args) -> None:
-        updates[0] += statement.lstrip().upper().startswith("UPDATE OUTBOX")
+    updates = _statements(store, "UPDATE OUTBOX")
 
     try:
         items = [(await box.add(channel=f"D{i}", thread="t", kind="owner_dm", payload={"n": i}))[0] for i in range(30)]
