@@ -241,7 +241,7 @@ class BoardSync:
         payload = await self.render()
         if _digest(payload) == self._last_digest:
             return False
-        wait = self.update_budget.wait_time()
+        wait = self.update_budget.wait_for()
         if wait > 0:   # out of chat.update budget: edit later, with the state of that moment
             self._not_before = time.monotonic() + wait
             self._dirty.set()

@@ -5,7 +5,6 @@ The board goes first: other callers spend only what leaves a reserve for its nex
 """
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 
@@ -37,17 +36,40 @@ class TokenBucket:
 
 
 class MethodBudget(TokenBucket):
-    """One Web API method's budget (chat.update: Tier 3, about 50 a minute)."""
+    """One Web API method's budget (chat.update: Tier 3, about 50 a minute), shared by the board
+    and the poster's edits of thread messages and DMs.
+
+    The board goes first: other callers spend only what leaves `reserve` tokens for its next
+    edits. Among the others, the next token goes to the most urgent caller waiting (then to the
+    one waiting longest), so an owner's DM saying how many questions wait does not lose the race
+    for each token to a channel with many output edits queued.
+    """
 
     def __init__(self, per_minute: float = 50, burst: int = 20, reserve: int = 2):
         super().__init__(per_minute / 60, burst)
         self.reserve = reserve
+        self._waiting: dict[object, tuple[int, float]] = {}    # caller -> (urgency rank, waiting since)
 
-    async def acquire_spare(self) -> None:
-        """For callers other than the board: wait until a token is free beyond the reserve."""
-        while (wait := self.wait_time(keep=self.reserve)) > 0:  # noqa: ASYNC110 - the bucket's computed wait for its next token, not a poll
-            await asyncio.sleep(wait)
-        self.take()
+    def wait_for(self, caller: object = None, rank: int = 0) -> float:
+        """Seconds until `caller` may take a token (None: the board); a lower `rank` is more urgent."""
+        if caller is None:
+            return self.wait_time()
+        mine = self._waiting.get(caller, (rank, time.monotonic()))
+        mine = min(mine, (rank, mine[1]))
+        ahead = sum(1 for other, theirs in self._waiting.items() if other != caller and theirs < mine)
+        return self.wait_time(keep=self.reserve + ahead)
+
+    def queue(self, caller: object, rank: int = 0) -> None:
+        """`caller` waits for a token: from now on it holds its place in line."""
+        held_rank, since = self._waiting.get(caller, (rank, time.monotonic()))
+        self._waiting[caller] = (min(held_rank, rank), since)
+
+    def withdraw(self, caller: object) -> None:
+        self._waiting.pop(caller, None)
+
+    def take(self, caller: object = None) -> None:
+        super().take()
+        self.withdraw(caller)
 
 
 class Backoff:

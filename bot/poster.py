@@ -135,6 +135,8 @@ class ChannelPoster:
     async def close(self) -> None:
         self._closed = True
         workers = [ch.worker for ch in self._channels.values() if ch.worker]
+        for ch in self._channels.values():
+            self.update_budget.withdraw(ch)
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -197,17 +199,26 @@ class ChannelPoster:
         while True:
             item = ch.next_item(ready=lambda i: self._budget_wait(ch, i) <= 0)
             if item is None:
+                self.update_budget.withdraw(ch)
                 ch.wakeup.clear()
                 await ch.wakeup.wait()
                 continue
-            wait = max(ch.not_before - time.monotonic(), self._budget_wait(ch, item))
+            budget_wait = self._budget_wait(ch, item)
+            if item.op == "update" and budget_wait > 0:
+                self.update_budget.queue(ch, item.priority)     # its place among the other channels' edits
+            elif item.op == "update":
+                self.update_budget.withdraw(ch)
+            wait = max(ch.not_before - time.monotonic(), budget_wait)
             if wait > 0:        # until its budget allows, or until a new message comes: it may be ready now
                 ch.wakeup.clear()
                 with contextlib.suppress(TimeoutError):   # not wait_for: it can swallow close()'s cancel (3.11)
                     async with asyncio.timeout(wait):
                         await ch.wakeup.wait()
                 continue
-            (ch.bucket if item.op == "post" else self.update_budget).take()
+            if item.op == "post":
+                ch.bucket.take()
+            else:
+                self.update_budget.take(ch)
             try:
                 done = await self._send(ch, item)
             except asyncio.CancelledError:
@@ -222,7 +233,7 @@ class ChannelPoster:
 
     def _budget_wait(self, ch: _Channel, item: OutboxItem) -> float:
         return (ch.bucket.wait_time() if item.op == "post"
-                else self.update_budget.wait_time(keep=self.update_budget.reserve))
+                else self.update_budget.wait_for(ch, item.priority))
 
     async def _send(self, ch: _Channel, item: OutboxItem) -> bool:
         """One attempt; True when the row is done (sent or failed for good)."""

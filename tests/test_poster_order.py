@@ -108,3 +108,46 @@ async def test_close_stops_a_poster_waiting_for_budget_whenever_a_new_message_wa
                     await poster.close()
         finally:
             await store.close()
+
+
+async def test_an_owners_dm_edit_takes_the_next_chat_update_before_output_edits_queued_in_the_board_channel(tmp_path):
+    """chat.update is one budget for every channel: when it is spent, the edit telling an owner
+    how many questions wait goes before output edits that were waiting longer in another channel
+    (through the emulator, with a real outbox on a real SQLite file)."""
+    import asyncio
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.budget import MethodBudget
+    from bot.emulator import SlackEmulator
+    from bot.poster import ChannelPoster
+    from orchestrator import Outbox
+    from orchestrator.store import Store
+
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'taskpin.db'}")
+    async with SlackEmulator(rate_limits=True) as emu:
+        emu.add_channel("C_BOARD", "board")
+        emu.add_channel("D_OWNER", "dm")
+        edits = MethodBudget(per_minute=120, burst=1, reserve=0)        # an edit every half second
+        poster = ChannelPoster(AsyncWebClient(token=emu.bot_token, base_url=emu.api_url), Outbox(store),
+                               update_budget=edits)
+        try:
+            for n in range(3):
+                await poster.post("C_BOARD", f"task:{n}", {"text": f"output {n}"}, kind="output",
+                                  priority=Priority.OUTPUT, key=f"out:{n}")
+            await poster.post("D_OWNER", "dm:U1", {"text": "1 question waits"}, kind="owner_dm",
+                              priority=Priority.INTERVENTION, key="dm")
+            await emu.wait_for(lambda: len(emu.messages("C_BOARD")) == 3 and emu.messages("D_OWNER"), timeout=10)
+            edits.take()                                                    # spent: the next edit in 0.5 s
+            for n in range(3):
+                await poster.update("C_BOARD", f"task:{n}", {"text": f"output {n}, more"}, kind="output_edit",
+                                    priority=Priority.OUTPUT, parent=f"out:{n}")
+            await asyncio.sleep(0.1)                                        # they wait for the budget
+            await poster.update("D_OWNER", "dm:U1", {"text": "4 questions wait"}, kind="owner_dm_edit",
+                                priority=Priority.INTERVENTION, parent="dm")
+            await emu.wait_for(lambda: poster.pending == 0, timeout=10)
+            order = [c.params.get("channel") for c in emu.calls if c.method == "chat.update" and c.ok]
+            assert order == ["D_OWNER", "C_BOARD", "C_BOARD", "C_BOARD"], order
+        finally:
+            await poster.close()
+            await store.close()

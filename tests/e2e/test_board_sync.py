@@ -124,16 +124,28 @@ async def test_coalesced_mode_sends_far_fewer_edits_for_the_same_changes(emu, ta
 
 
 async def test_board_and_thread_edits_share_one_chat_update_budget():
-    """The board goes first; other chat.update callers wait for what leaves its reserve."""
+    """The board goes first; other chat.update callers wait for what leaves its reserve, the
+    most urgent of them first, then the one waiting longest."""
     from bot.budget import MethodBudget
+    from bot.poster import Priority
 
     budget = MethodBudget(per_minute=600, burst=3, reserve=2)   # 10/s to keep the test short
-    assert budget.wait_time() == 0
-    budget.take()                                                # the board edits
-    started = asyncio.get_running_loop().time()
-    await budget.acquire_spare()                                 # a thread edit: 2 must stay for the board
-    waited = asyncio.get_running_loop().time() - started
-    assert 0.05 <= waited < 1.0
-    assert budget.wait_time() == 0                               # the board can still edit at once
+    assert budget.wait_for() == 0
+    budget.take()                                                # the board edits: 2 tokens left
+    assert budget.wait_for("output edits", Priority.OUTPUT) > 0  # 2 must stay for the board
+    assert budget.wait_for() == 0                                # the board can still edit at once
+    budget.queue("output edits", Priority.OUTPUT)
+    budget.queue("closing edit", Priority.MILESTONE)
+    budget.queue("owner's DM", Priority.INTERVENTION)            # came last, goes first
+    waits = [budget.wait_for(c, p) for c, p in (("owner's DM", Priority.INTERVENTION),
+                                                  ("closing edit", Priority.MILESTONE),
+                                                  ("output edits", Priority.OUTPUT))]
+    assert 0 < waits[0] < waits[1] < waits[2], waits
+    budget.queue("later closing edit", Priority.MILESTONE)
+    assert budget.wait_for("later closing edit", Priority.MILESTONE) > waits[1]   # same rank: the older first
+    await asyncio.sleep(waits[0] + 0.01)
+    assert budget.wait_for("owner's DM", Priority.INTERVENTION) == 0
+    budget.take("owner's DM")                                    # out of the line
+    assert 0 < budget.wait_for("closing edit", Priority.MILESTONE) <= waits[0] + 0.01
     budget.pause(1.0)                                            # a 429 with Retry-After 1
-    assert budget.wait_time() >= 1.0
+    assert budget.wait_for() >= 1.0
