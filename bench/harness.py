@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from bot.blocks.text import epoch_seconds
 from bot.emulator import SlackEmulator
 from bot.runtime import Runtime
 from bot.settings import SlackSettings
-from orchestrator import Orchestrator, Settings
+from orchestrator import Orchestrator, Settings, heap
 
 from .stores import fresh_database
 
@@ -136,11 +137,32 @@ async def stack(agents: dict, *, tasks: int = 0, files: int = 1, slack: dict | N
             if tasks:
                 await seed_tasks(settings, tasks)
             runtime = await Runtime.start(settings, slack_settings(emu, **(slack or {})))
+            heap.settle()                                # as `taskpin run` does once started
             try:
                 await emu.wait_socket()
                 yield Stack(emu, runtime, root, repo, settings)
             finally:
                 await runtime.close()
+
+
+@contextlib.contextmanager
+def full_collections():
+    """The pauses (s) of the garbage collector's full collections while the block runs."""
+    pauses: list[float] = []
+    started: list[float] = []
+
+    def note(phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started[:] = [time.perf_counter()]
+            elif started:
+                pauses.append(time.perf_counter() - started.pop())
+
+    gc.callbacks.append(note)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(note)
 
 
 async def wait_until(predicate, timeout: float, interval: float = 0.02, *, soft: bool = False):

@@ -9,7 +9,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
-from orchestrator import Node, Role, Settings
+from orchestrator import Node, Role, Settings, heap
 
 from .app import build_app
 from .gate import Gate, GatedSocketModeHandler
@@ -226,6 +226,7 @@ async def serve(core_settings: Settings, slack: SlackSettings, role: Role | str 
         runtime = await WorkerRuntime.start(core_settings, slack)
     else:
         runtime = await Runtime.start(core_settings, slack, role)
+    heap.settle()
     await stop.wait()
     log.info("taskpin is stopping")
     await runtime.close()
