@@ -1,13 +1,17 @@
 """4. Event ingest: 50 agents writing output and usage lines, ramped until the core stops keeping up.
 
 50 `emitter` agents start together (a go-file holds the start time) and follow one schedule of
-per-agent rates (lines/s): 50, 100, 200 (the headline step, longer), 400, 800, 1600. One line in 10
-is a usage line (a store write per line); the others are output lines carrying their write time.
-taskpin runs in this process: events/s = AgentOutput + UsageReported events delivered by the core's
-bus to a counting subscriber (plus any it dropped); lag = an output line's write time in the agent
-until that delivery; CPU = time.process_time() of this process (taskpin, and the in-process Slack
-emulator, which is nearly idle here; the agents are other processes), per 10k events. Every 100 ms
-the bench samples the bus subscriptions' pending/dropped counts and the runners' event inboxes.
+per-agent rates (lines/s): 50, 100, 200 (the headline step, longer), then doubling up to 6400.
+One line in 10 is a usage line (written to the store with the others every half second); the
+others are output lines carrying their write time. taskpin runs in this process.
+- events/s: output lines delivered by the core's bus to a counting subscriber, plus usage lines
+  per second taken between the first and the last usage flush in a step's window (counting
+  the flushes that land in a window would be off by up to half a second of usage either way);
+- lag: an output line's write time in the agent until that delivery;
+- CPU: time.process_time() of this process (taskpin, and the in-process Slack emulator, which
+  is nearly idle here; the agents are other processes), per 10k events.
+Every 100 ms the bench samples the bus subscriptions' pending/dropped counts and the runners'
+event inboxes.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ QUICK = [(100, 1), (200, 1.5)]
 HEADLINE = 200
 USAGE_EVERY = 10
 USAGE_INPUT_TOKENS = 10    # what each of the emitter's usage lines reports
+FLUSH_GAP_S = 0.1          # UsageReported events closer than this came from one flush
 
 
 async def run(quick: bool) -> list[Figure]:
@@ -53,6 +58,7 @@ async def run(quick: bool) -> list[Figure]:
             received: list[float] = []                 # delivery times, one per agent line
             lags: list[tuple[float, float]] = []       # (delivery time, lag), output lines
             tokens: dict[int, int] = {}                # task id -> input tokens reported so far
+            usage: list[tuple[float, int]] = []        # (delivery time, usage lines it accounts)
 
             async def count(event) -> None:
                 now = time.time()
@@ -63,7 +69,9 @@ async def run(quick: bool) -> list[Figure]:
                         lags.append((now, now - float(written)))
                 elif isinstance(event, UsageReported):  # totals: the usage lines accounted since the last one
                     before, tokens[event.task_id] = tokens.get(event.task_id, 0), event.input_tokens
-                    received.extend([now] * ((event.input_tokens - before) // USAGE_INPUT_TOKENS))
+                    lines = (event.input_tokens - before) // USAGE_INPUT_TOKENS
+                    received.extend([now] * lines)
+                    usage.append((now, lines))
 
             mine = core.bus.subscribe(count, name="bench-counter", max_queued=10**7)
             for task in await core.list_tasks():
@@ -98,10 +106,11 @@ async def run(quick: bool) -> list[Figure]:
     steps = []
     for (rate, _s), (a, b) in zip(schedule, bounds):
         a_in = a + min(0.5, (b - a) / 3)                       # skip the ramp's edge
-        n = sum(1 for x in received if a_in <= x < b)
+        outputs = sum(1 for x, _lag in lags if a_in <= x < b)
         step_lags = [lag for x, lag in lags if a_in <= x < b]
         cpu = cpu_at.get(b, 0) - cpu_at.get(a, 0)
-        steps.append({"rate": rate, "offered": rate * n_agents, "events_per_s": n / (b - a_in),
+        steps.append({"rate": rate, "offered": rate * n_agents,
+                      "events_per_s": outputs / (b - a_in) + usage_rate(usage, a_in, b),
                       "lag_p50": pct(step_lags, 50), "lag_p99": pct(step_lags, 99),
                       "cpu_per_10k": cpu / max(1, sum(1 for x in received if a <= x < b)) * 10_000})
     head = next(s for s in steps if s["rate"] == HEADLINE)
@@ -143,3 +152,20 @@ async def run(quick: bool) -> list[Figure]:
         Figure("max events queued in a runner's inbox", peaks["inbox"], "events",
                notes="TaskRunner._inbox: beyond 2000 queued events the pump stops reading the agent (backpressure)"),
     ]
+
+
+def usage_rate(usage: list[tuple[float, int]], start: float, end: float) -> float:
+    """Usage lines per second accounted in [start, end). Usage is written every half second, so
+    counting the lines of the flushes that land in a window is off by up to a flush either way:
+    the rate is taken between the first and the last flush in it instead (a flush's lines
+    accrued since the one before)."""
+    flushes: list[list[float]] = []                       # [time, lines]: the events of one flush
+    for at, lines in usage:
+        if start <= at < end:
+            if flushes and at - flushes[-1][0] < FLUSH_GAP_S:
+                flushes[-1][1] += lines
+            else:
+                flushes.append([at, lines])
+    if len(flushes) < 2:
+        return sum(lines for _at, lines in flushes) / (end - start)
+    return sum(lines for _at, lines in flushes[1:]) / (flushes[-1][0] - flushes[0][0])
