@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -196,12 +195,13 @@ async def round_trips(agents: int, rounds: int) -> tuple[list[float], list[float
 
 
 def _roots(emu, ids) -> dict | None:
+    """Each task's thread root, by the metadata taskpin gives it: its text may name other tasks
+    ("queued behind #1"), so a match on "#1" could take another task's thread for task 1's."""
     found = {}
     for m in emu.messages(BOARD):
-        text = emu.text_of(m)
-        for task_id in ids:
-            if re.search(rf"#{task_id}\b", text) and "dispatched by" in text:   # not #10 for #1
-                found[task_id] = m["ts"]
+        meta = m.get("metadata") or {}
+        if meta.get("event_type") == "taskpin_thread" and meta.get("event_payload", {}).get("task_id") in ids:
+            found[meta["event_payload"]["task_id"]] = m["ts"]
     return found if len(found) == len(ids) else None
 
 

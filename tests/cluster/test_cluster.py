@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import time
 
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
+from bot.threads import thread_marker
 from orchestrator import Orchestrator, Settings, TaskState
 from orchestrator.coordination import JournaledBus
 from orchestrator.coordination.postgres import PostgresCoordinator
@@ -126,8 +126,7 @@ FAST_LEASES = {"TASKPIN_LEASE_TTL_S": os.environ.get("TASKPIN_TEST_LEASE_TTL_S",
 
 
 def thread_root(emu, task_id: int) -> dict | None:
-    return next((m for m in emu.messages(BOARD) if re.search(rf"#{task_id}\b", emu.text_of(m))
-                 and "dispatched by" in emu.text_of(m)), None)
+    return next((m for m in emu.messages(BOARD) if m.get("metadata") == thread_marker(task_id)), None)
 
 
 def questions_in(emu, root: dict) -> list[dict]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
+from bot.threads import thread_marker
 from orchestrator import TaskState
 from tests.core.helpers import scripted, wait_state
 
@@ -60,7 +61,7 @@ async def click_card(emu, user: str, action: ActionId, task_id: int, timeout: fl
 
 
 def thread_of(emu, task_id: int) -> tuple[str, list[dict]]:
-    top = next(m for m in emu.messages(BOARD) if f"#{task_id}" in emu.text_of(m) and "dispatched by" in emu.text_of(m))
+    top = next(m for m in emu.messages(BOARD) if m.get("metadata") == thread_marker(task_id))
     return top["ts"], emu.thread(BOARD, top["ts"])
 
 

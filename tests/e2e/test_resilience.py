@@ -11,6 +11,7 @@ import aiohttp
 from bot.emulator import SlackEmulator
 from bot.ids import ActionId
 from bot.logging_setup import RedactSecrets, setup_logging
+from bot.threads import thread_marker
 from orchestrator import TaskState
 from tests.core.helpers import scripted, wait_state
 
@@ -35,7 +36,7 @@ def top_level(emu) -> list[dict]:
 
 
 def dispatch_messages(emu, task_id: int) -> list[dict]:
-    return [m for m in top_level(emu) if f"#{task_id}" in emu.text_of(m) and "dispatched by" in emu.text_of(m)]
+    return [m for m in top_level(emu) if m.get("metadata") == thread_marker(task_id)]
 
 
 def board_messages(emu) -> list[dict]:

@@ -14,6 +14,7 @@ import pytest
 
 from bot.emulator.blockkit import iter_elements
 from bot.ids import ActionId, make_action_id
+from bot.threads import thread_marker
 from tests.cli_helpers import free_port
 from tests.core.helpers import AGENT
 from tests.e2e.conftest import OWNER
@@ -96,7 +97,7 @@ def thread_of(emu, task_id: int) -> tuple[str, list[dict]]:
 
 
 def roots(emu, task_id: int) -> list[dict]:
-    return [m for m in emu.messages(BOARD) if f"#{task_id}" in emu.text_of(m) and "dispatched by" in emu.text_of(m)]
+    return [m for m in emu.messages(BOARD) if m.get("metadata") == thread_marker(task_id)]
 
 
 async def _create_and_dispatch(emu) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from bot.ids import ActionId
+from bot.threads import thread_marker
 from orchestrator import OutboxStatus, TaskState
 from tests.core.helpers import wait_state
 from tests.e2e.conftest import BOARD, OWNER
@@ -30,7 +31,7 @@ SLOW = 15.0   # generous waits: messages arrive after the fault clears and the b
 
 
 def roots(emu, task_id: int) -> list[dict]:
-    return [m for m in emu.messages(BOARD) if f"#{task_id}" in emu.text_of(m) and "dispatched by" in emu.text_of(m)]
+    return [m for m in emu.messages(BOARD) if m.get("metadata") == thread_marker(task_id)]
 
 
 def assert_thread_complete(emu, task_id: int) -> list[str]:
