@@ -55,7 +55,10 @@ def rows_of(log: Path, round_: int) -> list[dict]:
     return [x for x in map(json.loads, log.read_text().splitlines()) if x["round"] == round_] if log.exists() else []
 
 
-async def measure(k: int, rounds: int, one_owner: bool = False) -> tuple:
+async def measure(k: int, rounds: int, one_owner: bool = False
+                  ) -> tuple[list[float], list[float], list[float], int, int, list[float], list[float]]:
+    """(ask -> thread, reply -> agent, ask -> DM, DM 429s, DM messages, ask -> the core's event,
+    full-collection pauses), times in seconds."""
     with tempfile.TemporaryDirectory(prefix="taskpin-bench-iv-") as tmp:
         go, log = Path(tmp) / "go", Path(tmp) / "asks.jsonl"
         go.mkdir()

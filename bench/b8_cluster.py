@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from bot.emulator import SlackEmulator
+from bot.threads import thread_marker
 from orchestrator import Orchestrator, Settings
 from orchestrator.coordination import JournaledBus
 from orchestrator.coordination.postgres import PostgresCoordinator
@@ -197,11 +198,9 @@ async def round_trips(agents: int, rounds: int) -> tuple[list[float], list[float
 def _roots(emu, ids) -> dict | None:
     """Each task's thread root, by the metadata taskpin gives it: its text may name other tasks
     ("queued behind #1"), so a match on "#1" could take another task's thread for task 1's."""
-    found = {}
-    for m in emu.messages(BOARD):
-        meta = m.get("metadata") or {}
-        if meta.get("event_type") == "taskpin_thread" and meta.get("event_payload", {}).get("task_id") in ids:
-            found[meta["event_payload"]["task_id"]] = m["ts"]
+    markers = {task_id: thread_marker(task_id) for task_id in ids}
+    found = {task_id: m["ts"] for m in emu.messages(BOARD) for task_id, marker in markers.items()
+             if m.get("metadata") == marker}
     return found if len(found) == len(ids) else None
 
 
